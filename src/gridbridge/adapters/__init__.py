@@ -1,0 +1,1 @@
+"""Adapters to outside libraries and data sources (pandapower, SimBench, files) implementing service ports."""

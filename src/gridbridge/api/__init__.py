@@ -1,0 +1,1 @@
+"""FastAPI entry point: app factory, authentication, problem+json errors, routers per area."""

@@ -1,0 +1,1 @@
+"""Numerical cores on arrays: envelopes, clearing, disaggregation, conflicts. No I/O, no frameworks."""
