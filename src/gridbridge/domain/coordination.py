@@ -75,9 +75,7 @@ class CoordinationModel:
         return role in self.aggregating_roles
 
 
-def _dispatch(
-    energy: set[Role], reserve: set[Role], distribution: set[Role]
-) -> Mapping[Service, frozenset[Role]]:
+def _dispatch(energy: set[Role], reserve: set[Role], distribution: set[Role]) -> Mapping[Service, frozenset[Role]]:
     return MappingProxyType(
         {
             Service.WHOLESALE_ENERGY: frozenset(energy),
