@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
+
+from gridbridge.cli import admin, audit, bench, db, envelopes, network
 
 app = typer.Typer(
     name="gridbridge",
@@ -10,16 +14,44 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
+app.add_typer(db.app, name="db")
+app.add_typer(admin.app, name="admin")
+app.add_typer(network.app, name="network")
+app.add_typer(audit.app, name="audit")
+app.add_typer(envelopes.app, name="envelopes")
+app.add_typer(bench.app, name="bench")
 
 
-def _register() -> None:
-    from gridbridge.cli import bench, envelopes
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Listen address (default: GRIDBRIDGE_HOST or 127.0.0.1)")] = None,
+    port: Annotated[int | None, typer.Option(help="Listen port (default: GRIDBRIDGE_PORT or 8000)")] = None,
+) -> None:
+    """Serve the REST API (OpenAPI at /openapi.json, docs at /docs) on the configured database."""
+    import uvicorn
 
-    app.add_typer(envelopes.app, name="envelopes")
-    app.add_typer(bench.app, name="bench")
+    from gridbridge.cli.config import Settings
+
+    settings = Settings()
+    uvicorn.run(
+        "gridbridge.cli.bootstrap:app_from_environment",
+        factory=True,
+        host=host or settings.host,
+        port=port or settings.port,
+    )
 
 
-_register()
+@app.command()
+def demo(
+    ders: Annotated[int, typer.Option(help="DERs to take through the lifecycle", min=10, max=100_000)] = 3000,
+    seed: Annotated[int, typer.Option(help="Random seed")] = 7,
+    reset: Annotated[bool, typer.Option(help="Wipe a database that holds other data first")] = False,
+) -> None:
+    """Build a small Ontario-like province on the configured database (default ./gridbridge.db) and summarise it."""
+    from gridbridge.cli.demo import run_demo
+
+    run_demo(n_ders=ders, seed=seed, reset=reset)
+
 
 if __name__ == "__main__":
     app()

@@ -82,7 +82,7 @@ def create_aggregation(
     scope = aggregations_visible_to(ctx)
     if any(
         a.name == name
-        for a in ctx.uow.aggregations.list(scope, Page(limit=100_000))
+        for a in ctx.uow.aggregations.query(scope, Page(limit=100_000))
         if a.aggregator_id == aggregator_id
     ):
         raise ConflictError(f"aggregation {name!r} exists", field="name", code=NAME_TAKEN)
@@ -140,7 +140,7 @@ def get_aggregation(ctx: Context, aggregation_id: str) -> AggregationView:
 
 def list_aggregations(ctx: Context, page: Page) -> list[AggregationView]:
     """Aggregations the caller may see."""
-    return [view(ctx, a) for a in ctx.uow.aggregations.list(aggregations_visible_to(ctx), page)]
+    return [view(ctx, a) for a in ctx.uow.aggregations.query(aggregations_visible_to(ctx), page)]
 
 
 def _check_member_der(ctx: Context, aggregation: Aggregation, der: Der) -> None:

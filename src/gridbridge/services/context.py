@@ -5,11 +5,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gridbridge.domain.clock import Clock
 from gridbridge.domain.permissions import Caller
 from gridbridge.services.ports import UnitOfWork
+
+if TYPE_CHECKING:
+    from gridbridge.services.networks import NetworkLoader
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,7 @@ class Context:
     clock: Clock
     settings: RegistrySettings = field(default_factory=RegistrySettings)
     new_id: Callable[[], str] = new_uuid
+    network_loader: NetworkLoader | None = None
 
     def audit(
         self,

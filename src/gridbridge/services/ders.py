@@ -103,7 +103,7 @@ def get_der(ctx: Context, der_id: str) -> Der:
 
 def list_ders(ctx: Context, page: Page, *, tdi_id: str | None = None, status: DerStatus | None = None) -> list[Der]:
     """The DERs the caller may see, optionally filtered by interface and status."""
-    return ctx.uow.ders.list(ders_visible_to(ctx), page, tdi_id=tdi_id, status=status)
+    return ctx.uow.ders.query(ders_visible_to(ctx), page, tdi_id=tdi_id, status=status)
 
 
 def _territory_der(ctx: Context, der_id: str, action: Action) -> Der:

@@ -1,0 +1,43 @@
+"""The composition root of the HTTP API: ``create_app`` wires the store, clock, settings and routers."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from gridbridge import __version__
+from gridbridge.api.deps import AppState
+from gridbridge.api.problems import install_problem_handlers
+from gridbridge.api.routers import aggregations, ders, participants, tdis
+from gridbridge.domain.clock import Clock, SystemClock
+from gridbridge.services.context import RegistrySettings
+from gridbridge.services.networks import NetworkLoader
+from gridbridge.services.ports import UnitOfWorkFactory
+
+DESCRIPTION = """
+The shared T-D coordination platform: the TSO, every LDC (as DSO) and every DER aggregator work through one API.
+
+Authenticate with `Authorization: Bearer <token>` (tokens come from `gridbridge admin token` or `POST /me/tokens`).
+Errors are `application/problem+json` with a stable `code` and the offending `field`; see docs/api.md.
+POST requests accept an `Idempotency-Key` header: a replay returns the stored result.
+"""
+
+
+def create_app(
+    uow_factory: UnitOfWorkFactory,
+    *,
+    clock: Clock | None = None,
+    settings: RegistrySettings | None = None,
+    network_loader: NetworkLoader | None = None,
+) -> FastAPI:
+    """Build the API over a unit-of-work factory (the database), a clock and registry settings."""
+    app = FastAPI(title="gridbridge", version=__version__, description=DESCRIPTION)
+    app.state.gridbridge = AppState(
+        uow_factory=uow_factory,
+        clock=clock or SystemClock(),
+        settings=settings or RegistrySettings(),
+        network_loader=network_loader,
+    )
+    install_problem_handlers(app)
+    for module in (participants, tdis, ders, aggregations):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,39 @@
+"""``gridbridge network``: import a T-D interface's network model."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from gridbridge.cli.bootstrap import Platform
+from gridbridge.cli.output import console, reported_errors
+from gridbridge.domain.errors import NotFound
+from gridbridge.services import networks
+
+app = typer.Typer(help="Network models of T-D interfaces.", no_args_is_help=True)
+
+
+@app.command("import")
+def import_network(
+    source: Annotated[
+        str, typer.Argument(help="simbench:CODE (e.g. simbench:1-MV-semiurb--0-sw) or a pandapower JSON file")
+    ],
+    tdi: Annotated[str, typer.Option("--tdi", help="Name of the T-D interface the network belongs to")],
+    replace: Annotated[bool, typer.Option(help="Replace an existing network of that interface")] = False,
+) -> None:
+    """Import a network as the T-D interface's consolidated model (validated before anything is stored)."""
+    with reported_errors():
+        platform = Platform()
+        platform.upgrade()
+        with platform.unit_of_work() as uow:
+            found = uow.tdis.by_name(tdi)
+        if found is None:
+            raise NotFound(f"no T-D interface named {tdi!r}", field="tdi")
+        with console.status(f"importing {source} ..."), platform.context() as ctx:
+            summary = networks.import_network(ctx, found.id, source, replace=replace)
+        console.print(
+            f"imported {summary.source} into [bold]{tdi}[/]: {summary.buses} buses, {summary.lines} lines, "
+            f"{summary.transformers} transformers, {summary.feeders} feeders, "
+            f"{summary.connection_points} connection points"
+        )

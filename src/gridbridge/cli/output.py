@@ -1,0 +1,31 @@
+"""Console output shared by the commands: rich tables, and domain errors shown as one clear line."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import typer
+from rich.console import Console
+
+from gridbridge.domain.errors import GridbridgeError
+
+console = Console()
+errors = Console(stderr=True)
+
+
+@contextmanager
+def reported_errors() -> Iterator[None]:
+    """Show a domain error as ``error [code] field: message`` on stderr and exit 2; nothing was changed."""
+    try:
+        yield
+    except GridbridgeError as exc:
+        where = f" {exc.field}:" if exc.field else ""
+        errors.print(f"[bold red]error[/] [{exc.code}]{where} {exc.message}", highlight=False, markup=True)
+        raise typer.Exit(2) from exc
+
+
+def run_reported(action: Callable[[], None]) -> None:
+    """Run ``action`` with domain errors reported (see ``reported_errors``)."""
+    with reported_errors():
+        action()

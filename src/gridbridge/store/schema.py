@@ -1,0 +1,59 @@
+"""Schema management: Alembic migrations run programmatically (``gridbridge db upgrade``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine
+
+import gridbridge.store.network_tables
+import gridbridge.store.tables  # noqa: F401  (registers every table on the metadata)
+from gridbridge.store.base import Base
+
+target_metadata = Base.metadata
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def alembic_config() -> Config:
+    """An Alembic config pointing at gridbridge's migration scripts."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return config
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Migrate the database up to ``revision`` (default: the newest)."""
+    _run(engine, lambda cfg: command.upgrade(cfg, revision))
+
+
+def downgrade(engine: Engine, revision: str) -> None:
+    """Migrate the database down to ``revision`` (``base`` removes every table)."""
+    _run(engine, lambda cfg: command.downgrade(cfg, revision))
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The revision the database is at (None for an empty database)."""
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def head_revision() -> str | None:
+    """The newest migration shipped with this version of gridbridge."""
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def revisions() -> list[str]:
+    """Every shipped revision, oldest first."""
+    script = ScriptDirectory.from_config(alembic_config())
+    return [r.revision for r in reversed(list(script.walk_revisions()))]
+
+
+def _run(engine: Engine, action: object) -> None:
+    config = alembic_config()
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        action(config)  # type: ignore[operator]
