@@ -105,7 +105,9 @@ def render_tdi(ctx: Context, tdi: TDInterface) -> TdiOut:
 @router.get("/tdis", response_model=list[TdiOut], summary="List T-D interfaces")
 def list_tdis(commands: CommandsDep) -> list[TdiOut]:
     """Every T-D interface with its coordination model (interfaces are public to authenticated callers)."""
-    result: list[TdiOut] = commands.query(lambda ctx: [render_tdi(ctx, t) for t in ctx.uow.tdis.list_all()], lambda x: x)
+    result: list[TdiOut] = commands.query(
+        lambda ctx: [render_tdi(ctx, t) for t in ctx.uow.tdis.list_all()], lambda x: x
+    )
     return result
 
 
