@@ -11,7 +11,7 @@ from sqlalchemy import ColumnElement, and_, exists, false, func, or_, select, tr
 from sqlalchemy.orm import Session
 
 from gridbridge.domain.aggregation import Aggregation, AggregationMember
-from gridbridge.domain.audit import GENESIS_HASH, AuditEntry, entry_hash
+from gridbridge.domain.audit import AuditEntry, entry_hash
 from gridbridge.domain.der import Der
 from gridbridge.domain.lifecycle import DerStatus
 from gridbridge.domain.participants import ApiToken, Participant, User
@@ -245,8 +245,8 @@ class SqlAudit:
         bumped = self.session.execute(
             update(audit_head).where(audit_head.c.id == 1).values(last_seq=audit_head.c.last_seq + 1)
         )
-        if bumped.rowcount == 0:  # type: ignore[attr-defined]
-            self.session.execute(audit_head.insert().values(id=1, last_seq=1, last_hash=GENESIS_HASH))
+        if bumped.rowcount != 1:  # type: ignore[attr-defined]
+            raise RuntimeError("the audit chain head is missing: run `gridbridge db upgrade`")
         seq, prev_hash = self.session.execute(
             select(audit_head.c.last_seq, audit_head.c.last_hash).where(audit_head.c.id == 1)
         ).one()
