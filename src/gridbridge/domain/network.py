@@ -75,6 +75,14 @@ UNSUPPORTED_ELEMENT = register_code(
     422,
     "The network holds an element type or option the network model does not support",
 )
+NETWORK_EXISTS = register_code(
+    "network.already_exists", 409, "The T-D interface already has a network model; replace it explicitly"
+)
+CONNECTION_POINT_IN_USE = register_code(
+    "network.connection_point_in_use",
+    409,
+    "A connection point that would be removed is still referenced (e.g. by a DER)",
+)
 
 #: How many offending elements an error message names before saying "and N more".
 MAX_NAMED = 5
