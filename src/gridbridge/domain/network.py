@@ -898,26 +898,33 @@ def assign_feeders(model: NetworkModel) -> FeederAssignment:
     if not feeders:
         return FeederAssignment(main_busbar=main_busbar, feeders=(), bus_feeder=bus_feeder)
 
-    # Downstream graph: every energised connection between buses that are not upstream.
+    # Downstream graph: every energised connection between buses that are not upstream, each of length 1
+    # (parallel branches count once), plus a virtual source node n with an edge to each feeder's far end
+    # of length 1 + rank * eps. Shortest distances from the source then rank buses by the number of
+    # branches to a feeder first and by feeder order second, so ties are deterministic.
+    n = graph.n
     cu = np.concatenate([u, graph.coupler_u])
     cv = np.concatenate([v, graph.coupler_v])
     keep = ~upstream[cu] & ~upstream[cv]
-    adjacency = _adjacency(graph.n, cu[keep], cv[keep])
-    tails = np.array(heads, dtype=np.int64)
-    unique_tails, first_feeder = np.unique(tails, return_index=True)
-    _, _, sources = dijkstra(
-        adjacency,
-        directed=False,
-        indices=unique_tails,
-        unweighted=True,
-        min_only=True,
-        return_predecessors=True,
-    )
-    feeder_of_tail = {int(t): feeders[int(f)].name for t, f in zip(unique_tails, first_feeder, strict=True)}
-    sources = np.asarray(sources, dtype=np.int64)
-    for i in np.flatnonzero(sources >= 0):
-        if not upstream[i]:
-            bus_feeder[graph.names[i]] = feeder_of_tail[int(sources[i])]
+    cu, cv = cu[keep], cv[keep]
+    downstream = coo_matrix(
+        (np.ones(2 * len(cu)), (np.concatenate([cu, cv]), np.concatenate([cv, cu]))), shape=(n + 1, n + 1)
+    ).tocsr()
+    downstream.data[:] = 1.0
+    unique_tails, first_feeder = np.unique(np.array(heads, dtype=np.int64), return_index=True)
+    eps = 1.0 / (2.0 * (len(feeders) + 1))
+    source_edges = coo_matrix(
+        (1.0 + first_feeder * eps, (np.full(len(unique_tails), n), unique_tails)), shape=(n + 1, n + 1)
+    ).tocsr()
+    distance, predecessor = dijkstra(downstream + source_edges, directed=True, indices=n, return_predecessors=True)
+    feeder_index = np.full(n + 1, -1, dtype=np.int64)
+    feeder_index[unique_tails] = first_feeder
+    reached = np.flatnonzero(np.isfinite(distance[:n]))
+    for i in reached[np.argsort(distance[reached], kind="stable")]:
+        p = int(predecessor[i])
+        if p != n:
+            feeder_index[i] = feeder_index[p]
+        bus_feeder[graph.names[i]] = feeders[int(feeder_index[i])].name
     return FeederAssignment(main_busbar=main_busbar, feeders=tuple(feeders), bus_feeder=bus_feeder)
 
 
