@@ -23,12 +23,15 @@ filled in resource order. The second stage keeps the first stage's dual solution
 a non-zero reduced cost at its bound and every row with a non-zero dual at its active bound (complementary
 slackness), so every dispatch it may choose is least-cost; prices equal within ``tie_tolerance`` are ties.
 
-Long curves of single-interface, energy-only offers (exact merges of many DERs) are solved through a window:
-segments well below the interface price are one *prefix* column, those well above one *suffix* column, and
-only the segments near the price are individual columns. The window is accepted when the prefix is fully
-dispatched at a price below the interface price and the suffix not at all above it; otherwise it widens and
-the LP is solved again. Accepted, the restricted LP's primal and dual solutions satisfy the optimality
-conditions of the full LP, so the result is exact.
+Long curves (exact merges of many DERs) are solved through a window when their resource sits at one
+interface, offers rather than bids, and has no capacity row coupling its energy and reserve (true of a pool
+of DERs whose energy and reserve offers together fit in their capacity). Energy and reserve curves are
+windowed alike: segments well below the resource's price (energy or reserve price at its interface) are one
+*prefix* column, those well above one *suffix* column, and only the segments near the price are individual
+columns. The window is accepted when the prefix is fully dispatched and priced below the price by more than
+the tie tolerance, and the suffix is not dispatched and priced above it; otherwise it widens and the LP is
+solved again. Accepted, the restricted LP's primal and dual solutions satisfy the optimality conditions of
+the full LP, so the result is exact (and so is the tie-break, which only moves columns priced at the margin).
 """
 
 from __future__ import annotations
@@ -49,7 +52,10 @@ from gridbridge.engines.clearing.problem import (
 )
 from gridbridge.engines.clearing.types import BoolArray, FloatArray, IntArray, sum_by
 
-_ENERGY, _PREFIX, _SUFFIX, _RESERVE, _SHORT_E, _SHORT_R = range(6)
+# Column kinds: energy segment / prefix / suffix, reserve segment / prefix / suffix, shortages.
+_E_SEG, _E_PRE, _E_SUF, _R_SEG, _R_PRE, _R_SUF, _SHORT_E, _SHORT_R = range(8)
+_ENERGY_KINDS = (_E_SEG, _E_PRE, _E_SUF)
+_RESERVE_KINDS = (_R_SEG, _R_PRE, _R_SUF)
 
 
 @dataclass(frozen=True)
@@ -60,7 +66,6 @@ class _Layout:
     iface0: int
     reserve_row: int
     deliv0: int
-    cap_row: IntArray
 
 
 def _df_csr(problem: ClearingProblem) -> tuple[IntArray, IntArray, FloatArray]:
@@ -83,17 +88,172 @@ def _expand_df(
     return col, df_k[idx], df_f[idx]
 
 
-def _system_price_estimate(problem: ClearingProblem, energy: CurveSet) -> float:
-    """Merit-order price of the requirement ignoring every limit (a starting point for the windows)."""
-    offer = ~problem.bids()[energy.owner()]
-    price = energy.price_cad_per_mwh[offer]
-    qty = energy.quantity_kw[offer]
+def _merit_price(price: FloatArray, qty: FloatArray, need_kw: float) -> float:
+    """Price of the offer meeting ``need_kw`` in merit order, ignoring every limit (a first guess)."""
     if price.size == 0:
         return 0.0
     order = np.argsort(price, kind="stable")
     cum = np.cumsum(qty[order])
-    i = int(np.searchsorted(cum, problem.energy_requirement_kw, side="left"))
+    i = int(np.searchsorted(cum, need_kw, side="left"))
     return float(price[order][min(i, price.size - 1)])
+
+
+class _Family:
+    """One product's curves in the LP (energy or reserve), with windows on the long single-interface curves."""
+
+    def __init__(
+        self,
+        curves: CurveSet,
+        windowable: BoolArray,
+        first_guess_cad_per_mwh: float,
+        kinds: tuple[int, int, int],
+        width: int,
+        tol: float,
+    ) -> None:
+        self.curves = curves
+        self.owner = curves.owner()
+        self.position = curves.position()
+        self.lengths = curves.lengths()
+        self.kinds = kinds
+        self.tol = tol
+        n = curves.n_curves
+        self.windowable = windowable
+        self.width = np.full(n, width, dtype=np.int64)
+        self.lo = np.zeros(n, dtype=np.int64)
+        self.hi = self.lengths.copy()
+        if np.any(windowable):
+            lo_cnt, hi_cnt = self._crossings(np.full(n, first_guess_cad_per_mwh))
+            self.lo = np.where(windowable, np.maximum(lo_cnt - self.width, 0), 0)
+            self.hi = np.where(windowable, np.minimum(hi_cnt + self.width, self.lengths), self.lengths)
+
+    def _crossings(self, pi_res: FloatArray) -> tuple[IntArray, IntArray]:
+        """Per curve: segments priced below ``pi - tol``, and segments priced at or below ``pi + tol``."""
+        price = self.curves.price_cad_per_mwh
+        n = self.curves.n_curves
+        lo = np.bincount(self.owner, weights=price < pi_res[self.owner] - self.tol, minlength=n)
+        hi = np.bincount(self.owner, weights=price <= pi_res[self.owner] + self.tol, minlength=n)
+        return lo.astype(np.int64), hi.astype(np.int64)
+
+    def give_up_windows(self) -> None:
+        """Use every segment as its own column from now on."""
+        self.lo = np.zeros_like(self.lo)
+        self.hi = self.lengths.copy()
+        self.windowable = np.zeros_like(self.windowable)
+
+    def columns(self, sign: FloatArray, rank_offset: int) -> _Columns:
+        """Segment columns inside the windows, one prefix and one suffix column per windowed curve."""
+        n = self.curves.n_curves
+        price = self.curves.price_cad_per_mwh
+        qty = self.curves.quantity_kw
+        own, pos = self.owner, self.position
+        seg = np.flatnonzero((pos >= self.lo[own]) & (pos < self.hi[own]) & (qty > 0))
+        pre = self.windowable[own] & (pos < self.lo[own])
+        suf = self.windowable[own] & (pos >= self.hi[own])
+        pre_q = np.bincount(own, weights=np.where(pre, qty, 0.0), minlength=n)
+        pre_c = np.bincount(own, weights=np.where(pre, qty * price, 0.0), minlength=n)
+        suf_q = np.bincount(own, weights=np.where(suf, qty, 0.0), minlength=n)
+        suf_c = np.bincount(own, weights=np.where(suf, qty * price, 0.0), minlength=n)
+        pre_r = np.flatnonzero(pre_q > 0)
+        suf_r = np.flatnonzero(suf_q > 0)
+        ref_pre = self.curves.start[pre_r] + self.lo[pre_r] - 1
+        ref_suf = self.curves.start[suf_r] + self.hi[suf_r]
+        k_seg, k_pre, k_suf = self.kinds
+        return _Columns(
+            kind=np.concatenate(
+                (np.full(seg.size, k_seg), np.full(pre_r.size, k_pre), np.full(suf_r.size, k_suf))
+            ).astype(np.int64),
+            resource=np.concatenate((own[seg], pre_r, suf_r)).astype(np.int64),
+            ref=np.concatenate((seg, ref_pre, ref_suf)).astype(np.int64),
+            cost=np.concatenate(
+                (sign[own[seg]] * price[seg], pre_c[pre_r] / pre_q[pre_r], suf_c[suf_r] / suf_q[suf_r])
+            ),
+            upper=np.concatenate((qty[seg], pre_q[pre_r], suf_q[suf_r])) / 1000.0,
+            rank=np.concatenate((seg, ref_pre, ref_suf)).astype(np.float64) + rank_offset,
+        )
+
+    def check(self, cols: _Columns, x: FloatArray, pi_res: FloatArray) -> bool:
+        """Accept the windows (True) or widen those that fail (False).
+
+        A window is accepted when its prefix is fully dispatched and its dearest segment is priced below the
+        resource's price by more than the tie tolerance, and its suffix is not dispatched and its cheapest
+        segment is priced above by more than the tolerance: then every excluded segment has the reduced cost
+        sign that its (fixed) value needs in the full LP.
+        """
+        if not np.any(self.windowable):
+            return True
+        price = self.curves.price_cad_per_mwh
+        bad = np.zeros(self.curves.n_curves, dtype=bool)
+        _, k_pre, k_suf = self.kinds
+        pre = cols.kind == k_pre
+        r = cols.resource[pre]
+        bad_pre = (x[pre] < cols.upper[pre] * (1 - 1e-9) - 1e-9) | (price[cols.ref[pre]] >= pi_res[r] - self.tol)
+        bad[r[bad_pre]] = True
+        suf = cols.kind == k_suf
+        r = cols.resource[suf]
+        bad_suf = (x[suf] > 1e-9) | (price[cols.ref[suf]] <= pi_res[r] + self.tol)
+        bad[r[bad_suf]] = True
+        if not bad.any():
+            return True
+        lo_cnt, hi_cnt = self._crossings(pi_res)
+        self.width = np.where(bad, self.width * 2, self.width)
+        self.lo = np.where(bad, np.minimum(self.lo, np.maximum(lo_cnt - self.width, 0)), self.lo)
+        self.hi = np.where(bad, np.maximum(self.hi, np.minimum(hi_cnt + self.width, self.lengths)), self.hi)
+        return False
+
+    def segment_kw(self, cols: _Columns, x: FloatArray) -> FloatArray:
+        """Dispatch of every segment (kW): window columns as solved, prefixes full, suffixes zero."""
+        qty = self.curves.quantity_kw
+        out = np.zeros(self.curves.n_segments)
+        seg = cols.kind == self.kinds[0]
+        out[cols.ref[seg]] = x[seg] * 1000.0
+        in_prefix = self.windowable[self.owner] & (self.position < self.lo[self.owner])
+        out[in_prefix] = qty[in_prefix]
+        clipped: FloatArray = np.clip(out, 0.0, qty)
+        return clipped
+
+
+@dataclass(frozen=True)
+class _Columns:
+    kind: IntArray
+    resource: IntArray
+    ref: IntArray
+    """Flat segment index in its curves (segment; prefix: its last segment; suffix: its first segment)."""
+    cost: FloatArray
+    upper: FloatArray
+    """MW."""
+    rank: FloatArray
+
+    @staticmethod
+    def join(parts: list[_Columns]) -> _Columns:
+        return _Columns(
+            kind=np.concatenate([p.kind for p in parts]),
+            resource=np.concatenate([p.resource for p in parts]),
+            ref=np.concatenate([p.ref for p in parts]),
+            cost=np.concatenate([p.cost for p in parts]),
+            upper=np.concatenate([p.upper for p in parts]),
+            rank=np.concatenate([p.rank for p in parts]),
+        )
+
+
+def _shortage_columns(problem: ClearingProblem, top_rank: float) -> _Columns:
+    price = problem.shortage_price_cad_per_mwh
+    if price is None:
+        none = np.zeros(0, dtype=np.int64)
+        return _Columns(none, none, none, np.zeros(0), np.zeros(0), np.zeros(0))
+    kinds = [_SHORT_E]
+    upper = [max(problem.energy_requirement_kw, 0.0)]
+    if problem.reserve_requirement_kw > 0:
+        kinds.append(_SHORT_R)
+        upper.append(problem.reserve_requirement_kw)
+    m = len(kinds)
+    return _Columns(
+        kind=np.array(kinds, dtype=np.int64),
+        resource=np.full(m, -1, dtype=np.int64),
+        ref=np.full(m, -1, dtype=np.int64),
+        cost=np.full(m, price),
+        upper=np.array(upper) / 1000.0,
+        rank=top_rank + np.arange(m, dtype=np.float64),
+    )
 
 
 def clear_lp(
@@ -120,35 +280,46 @@ def clear_lp(
     reserve = problem.reserve_curves()
     capacity = problem.capacity()
     has_reserve = reserve.total_kw() > 0
+    cap_row = has_reserve & np.isfinite(capacity) & ~bid
     energy = problem.energy
-    cap_energy = np.where(has_reserve, np.inf, capacity)
+    cap_energy = np.where(cap_row, np.inf, capacity)
     if np.any(np.isfinite(cap_energy)):
         energy = cap_curves(energy, cap_energy)
     df_start, df_k, df_f = _df_csr(problem)
     single = problem.distribution_factors.single_interface(n)
-    lengths = energy.lengths()
-    windowable = (single >= 0) & ~bid & ~has_reserve & (lengths > window_min_length)
-
-    owner = energy.owner()
-    position = energy.position()
-    price = energy.price_cad_per_mwh
-    qty = energy.quantity_kw
-
-    window_lo = np.zeros(n, dtype=np.int64)
-    window_hi = lengths.copy()
-    width = np.full(n, window_segments, dtype=np.int64)
-    if np.any(windowable):
-        pi0 = _system_price_estimate(problem, energy)
-        lo_cnt, hi_cnt = _crossings(price, owner, n, np.full(n, pi0), tie_tolerance)
-        window_lo = np.where(windowable, np.maximum(lo_cnt - width, 0), 0)
-        window_hi = np.where(windowable, np.minimum(hi_cnt + width, lengths), lengths)
-
+    # A curve can be windowed when its resource sits at one interface, offers (no bid) and has no capacity
+    # row coupling its energy and reserve.
+    simple = (single >= 0) & ~bid & ~cap_row
+    offers = ~bid[energy.owner()]
+    e_fam = _Family(
+        energy,
+        simple & (energy.lengths() > window_min_length),
+        _merit_price(energy.price_cad_per_mwh[offers], energy.quantity_kw[offers], problem.energy_requirement_kw),
+        (_E_SEG, _E_PRE, _E_SUF),
+        window_segments,
+        tie_tolerance,
+    )
+    r_fam = _Family(
+        reserve,
+        simple & (reserve.lengths() > window_min_length),
+        _merit_price(reserve.price_cad_per_mwh, reserve.quantity_kw, problem.reserve_requirement_kw),
+        (_R_SEG, _R_PRE, _R_SUF),
+        window_segments,
+        tie_tolerance,
+    )
     reserve_active = bool(has_reserve.any() or problem.reserve_requirement_kw > 0)
-    cap_rows_res = np.flatnonzero(has_reserve & np.isfinite(capacity) & ~bid)
+    cap_rows_res = np.flatnonzero(cap_row)
+    top_rank = float(energy.n_segments + reserve.n_segments + 1)
     rounds = 0
     while True:
         rounds += 1
-        cols = _columns(problem, energy, reserve, owner, position, window_lo, window_hi, windowable)
+        cols = _Columns.join(
+            [
+                e_fam.columns(sigma, 1),
+                r_fam.columns(np.ones(n), energy.n_segments + 1),
+                _shortage_columns(problem, top_rank),
+            ]
+        )
         layout, matrix, row_lo, row_hi = _matrix(
             problem, cols, sigma, df_start, df_k, df_f, reserve_active, cap_rows_res, capacity
         )
@@ -157,42 +328,21 @@ def clear_lp(
         sol = solver.solve()
         _raise_for_status(sol)
         prices = _prices(sol, layout, k_if, reserve_active)
-        if not np.any(windowable):
-            break
-        ok, window_lo, window_hi, width = _check_windows(
-            cols,
-            sol,
-            prices[0],
-            single,
-            windowable,
-            energy,
-            owner,
-            window_lo,
-            window_hi,
-            width,
-            lengths,
-            tie_tolerance,
-        )
-        if ok:
+        at = np.maximum(single, 0)
+        e_ok = e_fam.check(cols, sol.x, np.where(single >= 0, prices[0][at], 0.0))
+        r_ok = r_fam.check(cols, sol.x, np.where(single >= 0, prices[2][at], 0.0))
+        if e_ok and r_ok:
             break
         if rounds >= max_window_rounds:
-            window_lo = np.zeros(n, dtype=np.int64)
-            window_hi = lengths.copy()
-            windowable = np.zeros(n, dtype=bool)
+            e_fam.give_up_windows()
+            r_fam.give_up_windows()
 
     x = sol.x
     if tie_break and cols.cost.size:
         x = _break_ties(solver, sol, cols, row_lo, row_hi, tie_tolerance)
 
-    energy_segment_kw = np.zeros(energy.n_segments)
-    seg_cols = cols.kind == _ENERGY
-    energy_segment_kw[cols.ref[seg_cols]] = x[seg_cols] * 1000.0
-    in_prefix = windowable[owner] & (position < window_lo[owner])
-    energy_segment_kw[in_prefix] = qty[in_prefix]
-    energy_segment_kw = np.clip(energy_segment_kw, 0.0, qty)
-    reserve_segment_kw = np.zeros(reserve.n_segments)
-    res_cols = cols.kind == _RESERVE
-    reserve_segment_kw[cols.ref[res_cols]] = np.clip(x[res_cols] * 1000.0, 0.0, reserve.quantity_kw[cols.ref[res_cols]])
+    energy_segment_kw = e_fam.segment_kw(cols, x)
+    reserve_segment_kw = r_fam.segment_kw(cols, x)
     short_e = float(x[cols.kind == _SHORT_E].sum() * 1000.0)
     short_r = float(x[cols.kind == _SHORT_R].sum() * 1000.0)
     stats = {
@@ -204,98 +354,6 @@ def clear_lp(
     }
     return assemble_result(
         problem, energy, reserve, energy_segment_kw, reserve_segment_kw, prices, short_e, short_r, "lp", stats
-    )
-
-
-def _crossings(price: FloatArray, owner: IntArray, n: int, pi_res: FloatArray, tol: float) -> tuple[IntArray, IntArray]:
-    """Per curve: segments priced below ``pi - tol``, and segments priced at or below ``pi + tol``."""
-    lo = np.bincount(owner, weights=price < pi_res[owner] - tol, minlength=n).astype(np.int64)
-    hi = np.bincount(owner, weights=price <= pi_res[owner] + tol, minlength=n).astype(np.int64)
-    return lo, hi
-
-
-@dataclass(frozen=True)
-class _Columns:
-    kind: IntArray
-    resource: IntArray
-    ref: IntArray
-    """Flat segment index (energy, prefix: its last segment, suffix: its first segment, reserve)."""
-    cost: FloatArray
-    upper: FloatArray
-    """MW."""
-    rank: FloatArray
-
-
-def _columns(
-    problem: ClearingProblem,
-    energy: CurveSet,
-    reserve: CurveSet,
-    owner: IntArray,
-    position: IntArray,
-    window_lo: IntArray,
-    window_hi: IntArray,
-    windowable: BoolArray,
-) -> _Columns:
-    n = problem.n_resources
-    price = energy.price_cad_per_mwh
-    qty = energy.quantity_kw
-    in_window = (position >= window_lo[owner]) & (position < window_hi[owner]) & (qty > 0)
-    seg = np.flatnonzero(in_window)
-    pre = windowable[owner] & (position < window_lo[owner])
-    suf = windowable[owner] & (position >= window_hi[owner])
-    pre_q = np.bincount(owner, weights=np.where(pre, qty, 0.0), minlength=n)
-    pre_c = np.bincount(owner, weights=np.where(pre, qty * price, 0.0), minlength=n)
-    suf_q = np.bincount(owner, weights=np.where(suf, qty, 0.0), minlength=n)
-    suf_c = np.bincount(owner, weights=np.where(suf, qty * price, 0.0), minlength=n)
-    pre_r = np.flatnonzero(pre_q > 0)
-    suf_r = np.flatnonzero(suf_q > 0)
-    res_seg = np.flatnonzero(reserve.quantity_kw > 0)
-    res_owner = reserve.owner()
-    n_e = energy.n_segments
-    parts_kind = [
-        np.full(seg.size, _ENERGY),
-        np.full(pre_r.size, _PREFIX),
-        np.full(suf_r.size, _SUFFIX),
-        np.full(res_seg.size, _RESERVE),
-    ]
-    parts_res = [owner[seg], pre_r, suf_r, res_owner[res_seg]]
-    parts_ref = [seg, energy.start[pre_r] + window_lo[pre_r] - 1, energy.start[suf_r] + window_hi[suf_r], res_seg]
-    sign = np.where(problem.bids(), -1.0, 1.0)
-    parts_cost = [
-        sign[owner[seg]] * price[seg],
-        pre_c[pre_r] / pre_q[pre_r],
-        suf_c[suf_r] / suf_q[suf_r],
-        reserve.price_cad_per_mwh[res_seg],
-    ]
-    parts_upper = [qty[seg], pre_q[pre_r], suf_q[suf_r], reserve.quantity_kw[res_seg]]
-    parts_rank = [
-        seg.astype(np.float64),
-        parts_ref[1].astype(np.float64),
-        parts_ref[2].astype(np.float64),
-        (n_e + res_seg).astype(np.float64),
-    ]
-    if problem.shortage_price_cad_per_mwh is not None:
-        top = float(n_e + reserve.n_segments)
-        parts_kind.append(np.array([_SHORT_E]))
-        parts_res.append(np.array([-1]))
-        parts_ref.append(np.array([-1]))
-        parts_cost.append(np.array([problem.shortage_price_cad_per_mwh]))
-        parts_upper.append(np.array([max(problem.energy_requirement_kw, 0.0)]))
-        parts_rank.append(np.array([top]))
-        if problem.reserve_requirement_kw > 0:
-            parts_kind.append(np.array([_SHORT_R]))
-            parts_res.append(np.array([-1]))
-            parts_ref.append(np.array([-1]))
-            parts_cost.append(np.array([problem.shortage_price_cad_per_mwh]))
-            parts_upper.append(np.array([problem.reserve_requirement_kw]))
-            parts_rank.append(np.array([top + 1]))
-    return _Columns(
-        kind=np.concatenate(parts_kind).astype(np.int64),
-        resource=np.concatenate(parts_res).astype(np.int64),
-        ref=np.concatenate(parts_ref).astype(np.int64),
-        cost=np.concatenate(parts_cost).astype(np.float64),
-        upper=np.concatenate(parts_upper).astype(np.float64) / 1000.0,
-        rank=np.concatenate(parts_rank).astype(np.float64) + 1.0,
     )
 
 
@@ -322,50 +380,35 @@ def _matrix(
     rows: list[IntArray] = []
     colsl: list[IntArray] = []
     vals: list[FloatArray] = []
-    j_all = np.arange(cols.kind.size, dtype=np.int64)
-    is_e = (cols.kind == _ENERGY) | (cols.kind == _PREFIX) | (cols.kind == _SUFFIX)
-    je = j_all[is_e]
-    sg = sigma[cols.resource[je]]
-    rows.append(np.zeros(je.size, dtype=np.int64))
-    colsl.append(je)
-    vals.append(sg)
-    c, k, f = _expand_df(cols.resource[je], df_start, df_k, df_f)
-    rows.append(iface0 + k)
-    colsl.append(je[c])
-    vals.append(sg[c] * f)
-    if reserve_active:
-        rows.append(deliv0 + k)
-        colsl.append(je[c])
-        vals.append(sg[c] * f)
-    ce = cap_row[cols.resource[je]]
-    has = ce >= 0
-    rows.append(ce[has])
-    colsl.append(je[has])
-    vals.append(np.ones(int(has.sum())))
 
-    jr = j_all[cols.kind == _RESERVE]
+    def add(r: IntArray, c: IntArray, v: FloatArray) -> None:
+        rows.append(r)
+        colsl.append(c)
+        vals.append(v)
+
+    j_all = np.arange(cols.kind.size, dtype=np.int64)
+    je = j_all[np.isin(cols.kind, _ENERGY_KINDS)]
+    sg = sigma[cols.resource[je]]
+    add(np.zeros(je.size, dtype=np.int64), je, sg)
+    c, k, f = _expand_df(cols.resource[je], df_start, df_k, df_f)
+    add(iface0 + k, je[c], sg[c] * f)
+    if reserve_active:
+        add(deliv0 + k, je[c], sg[c] * f)
+    ce = cap_row[cols.resource[je]]
+    add(ce[ce >= 0], je[ce >= 0], np.ones(int((ce >= 0).sum())))
+
+    jr = j_all[np.isin(cols.kind, _RESERVE_KINDS)]
     if jr.size:
-        rows.append(np.full(jr.size, reserve_row, dtype=np.int64))
-        colsl.append(jr)
-        vals.append(np.ones(jr.size))
+        add(np.full(jr.size, reserve_row, dtype=np.int64), jr, np.ones(jr.size))
         c, k, f = _expand_df(cols.resource[jr], df_start, df_k, df_f)
-        rows.append(deliv0 + k)
-        colsl.append(jr[c])
-        vals.append(f)
+        add(deliv0 + k, jr[c], f)
         cr = cap_row[cols.resource[jr]]
-        has = cr >= 0
-        rows.append(cr[has])
-        colsl.append(jr[has])
-        vals.append(np.ones(int(has.sum())))
+        add(cr[cr >= 0], jr[cr >= 0], np.ones(int((cr >= 0).sum())))
     js = j_all[cols.kind == _SHORT_E]
-    rows.append(np.zeros(js.size, dtype=np.int64))
-    colsl.append(js)
-    vals.append(np.ones(js.size))
+    add(np.zeros(js.size, dtype=np.int64), js, np.ones(js.size))
     jsr = j_all[cols.kind == _SHORT_R]
     if jsr.size:
-        rows.append(np.full(jsr.size, reserve_row, dtype=np.int64))
-        colsl.append(jsr)
-        vals.append(np.ones(jsr.size))
+        add(np.full(jsr.size, reserve_row, dtype=np.int64), jsr, np.ones(jsr.size))
 
     matrix = sparse.csc_array(
         (np.concatenate(vals), (np.concatenate(rows), np.concatenate(colsl))), shape=(n_rows, cols.kind.size)
@@ -381,7 +424,7 @@ def _matrix(
         row_lo[reserve_row] = problem.reserve_requirement_kw / 1000.0
         row_hi[deliv0 : deliv0 + k_if] = problem.injection_max_kw / 1000.0
     row_hi[cap0:] = capacity[cap_rows_res] / 1000.0
-    return _Layout(n_rows, iface0, reserve_row, deliv0, cap_row), matrix, row_lo, row_hi
+    return _Layout(n_rows, iface0, reserve_row, deliv0), matrix, row_lo, row_hi
 
 
 def _raise_for_status(sol: LpSolution) -> None:
@@ -410,41 +453,6 @@ def _prices(
         rho = 0.0
     congestion = y + z
     return lam + congestion, congestion, rho + z, lam, rho
-
-
-def _check_windows(
-    cols: _Columns,
-    sol: LpSolution,
-    pi_iface: FloatArray,
-    single: IntArray,
-    windowable: BoolArray,
-    energy: CurveSet,
-    owner: IntArray,
-    window_lo: IntArray,
-    window_hi: IntArray,
-    width: IntArray,
-    lengths: IntArray,
-    tol: float,
-) -> tuple[bool, IntArray, IntArray, IntArray]:
-    n = windowable.size
-    pi_res = np.where(single >= 0, pi_iface[np.maximum(single, 0)], 0.0)
-    price = energy.price_cad_per_mwh
-    bad = np.zeros(n, dtype=bool)
-    pre = cols.kind == _PREFIX
-    r = cols.resource[pre]
-    bad_pre = (sol.x[pre] < cols.upper[pre] * (1 - 1e-9) - 1e-9) | (price[cols.ref[pre]] >= pi_res[r] - tol)
-    bad[r[bad_pre]] = True
-    suf = cols.kind == _SUFFIX
-    r = cols.resource[suf]
-    bad_suf = (sol.x[suf] > 1e-9) | (price[cols.ref[suf]] <= pi_res[r] + tol)
-    bad[r[bad_suf]] = True
-    if not bad.any():
-        return True, window_lo, window_hi, width
-    lo_cnt, hi_cnt = _crossings(price, owner, n, pi_res, tol)
-    width = np.where(bad, width * 2, width)
-    new_lo = np.where(bad, np.minimum(window_lo, np.maximum(lo_cnt - width, 0)), window_lo)
-    new_hi = np.where(bad, np.maximum(window_hi, np.minimum(hi_cnt + width, lengths)), window_hi)
-    return False, new_lo, new_hi, width
 
 
 def _break_ties(

@@ -64,8 +64,8 @@ class Province:
 
     @property
     def pooled(self) -> np.ndarray:
-        """DERs without reserve: the interface-level problem merges them per interface."""
-        flags: np.ndarray = self.der_reserve.total_kw() == 0
+        """DERs whose energy and reserve offers fit in their capacity: merged per interface (exactly)."""
+        flags: np.ndarray = self.der_energy.total_kw() + self.der_reserve.total_kw() <= self.der_capacity + 1e-9
         return flags
 
 
@@ -82,7 +82,10 @@ def random_province(seed: int) -> Province:
         [[float(rng.uniform(1, 15))] if w else [] for w in with_reserve],
         [[float(q)] if w else [] for w, q in zip(with_reserve, r_qty, strict=True)],
     )
+    # Some reserve DERs can be short of capacity for both offers (a capacity row binds), the others not.
     capacity = np.where(with_reserve, total * rng.uniform(0.8, 1.1, n), np.inf)
+    loose = with_reserve & (rng.random(n) < 0.5)
+    capacity = np.where(loose, total + r_qty, capacity)
     n_agg = 2
     agg_energy = random_curves(rng, n_agg)
     agg_total = agg_energy.total_kw()
@@ -147,7 +150,8 @@ def per_der_problem(p: Province) -> ClearingProblem:
 
 
 def interface_problem(p: Province) -> tuple[ClearingProblem, np.ndarray]:
-    """One exact pool per interface for energy-only DERs, then reserve DERs, then aggregations.
+    """One exact pool per interface (energy and reserve) of DERs that need no capacity row, then the other
+    DERs one by one, then the aggregations.
 
     Returns the problem and, per DER, its resource index."""
     n = p.der_if.size
@@ -158,7 +162,8 @@ def interface_problem(p: Province) -> tuple[ClearingProblem, np.ndarray]:
     der_resource = np.where(pooled, p.der_if, -1)
     der_resource[keep] = p.n_if + np.arange(keep.size)
     energy = concat_curves(concat_curves(pools, p.der_energy.take(keep)), p.agg_energy)
-    reserve = concat_curves(concat_curves(CurveSet.empty(p.n_if), p.der_reserve.take(keep)), p.agg_reserve)
+    reserve_pools = aggregate_curves(p.der_reserve, np.where(pooled, p.der_if, -1), p.n_if).curves
+    reserve = concat_curves(concat_curves(reserve_pools, p.der_reserve.take(keep)), p.agg_reserve)
     df = _join(DistributionFactors.single(np.concatenate((np.arange(p.n_if), p.der_if[keep]))), _shift(p.agg_df, n_res))
     capacity = np.concatenate((np.full(p.n_if, np.inf), p.der_capacity[keep], p.agg_capacity))
     assert n == der_resource.size
