@@ -167,7 +167,7 @@ class _Family:
             cost=np.concatenate(
                 (sign[own[seg]] * price[seg], pre_c[pre_r] / pre_q[pre_r], suf_c[suf_r] / suf_q[suf_r])
             ),
-            upper=np.concatenate((qty[seg], pre_q[pre_r], suf_q[suf_r])) / 1000.0,
+            upper=np.concatenate((qty[seg], pre_q[pre_r], suf_q[suf_r])).astype(np.float64) / 1000.0,
             rank=np.concatenate((seg, ref_pre, ref_suf)).astype(np.float64) + rank_offset,
         )
 
