@@ -85,10 +85,6 @@ def _who(case: ConflictCase, instr: Sequence[int]) -> str:
     return ", ".join(parts)
 
 
-def _intervals(case: ConflictCase, ts: Sequence[int]) -> tuple[tuple[object, object], ...]:
-    return tuple(case.grid.interval(int(t)) for t in ts)
-
-
 def _when(case: ConflictCase, a: int, b: int) -> str:
     return f"from {format_time(case.grid.interval_start(a))} to {format_time(case.grid.interval_start(b))}"
 

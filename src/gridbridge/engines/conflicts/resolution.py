@@ -284,6 +284,9 @@ def _settle(case: ConflictCase, conflicts: Sequence[Conflict], level: IntArray, 
     power = [c for c in conflicts if c.kind in POWER_KINDS]
     if not power or cell_p.size == 0:
         return cell_p
+    # an instruction to a de-energised connection point cannot be followed, whatever the others net to
+    if any(c.kind is ConflictKind.TIER_BYPASSING_DEENERGISED for c in power):
+        cell_p[~case.energised[case.der_cp[case.cell_der], case.cell_t]] = 0.0
     cp_index = {cp: k for k, cp in enumerate(case.cp_ids)}
     n_t = case.n_intervals
     in_cluster = np.zeros(case.n_cp, dtype=np.bool_)
@@ -510,12 +513,10 @@ def _outcome(
         head = f"Your {head_item} is kept in full."
     else:
         if rule is ResolutionRule.AMENDMENT_REQUEST:
-            first = case.grid.interval_start(subject.first_changed())
-            candidate = min(now + policy.amendment_window, first)
-            if candidate > now:
-                deadline = candidate
-            else:
-                too_late = True
+            deadline = amendment_deadline(
+                now, policy.amendment_window, case.grid.interval_start(subject.first_changed())
+            )
+            too_late = deadline is None
         if deadline is not None:
             action = OutcomeAction.AMENDMENT_REQUESTED
             head = (
