@@ -18,7 +18,6 @@ silently dropped, since dropping them would change the power flow.
 from __future__ import annotations
 
 import difflib
-import json
 import math
 from collections.abc import Callable
 from functools import cache
@@ -121,7 +120,7 @@ def load_pandapower_source(source: str) -> pp.pandapowerNet:
         )
     try:
         net = pp.from_json(str(path))
-    except (OSError, ValueError, KeyError, TypeError, json.JSONDecodeError) as exc:
+    except Exception as exc:  # pandapower raises UserWarning, ValueError, KeyError, ... on a bad file
         raise ValidationFailed(
             f"cannot read {source!r} as a pandapower JSON network: {type(exc).__name__}: {exc}",
             code=SOURCE_UNREADABLE,
