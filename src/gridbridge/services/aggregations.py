@@ -53,9 +53,6 @@ REJECTION_CATEGORY_REQUIRED = register_code(
 NOT_MEMBER_LDC = register_code(
     "aggregation.not_member_ldc", 403, "Only the LDC whose territory holds the member DER may review it"
 )
-DER_NOT_REPRESENTED = register_code(
-    "aggregation.der_not_represented", 403, "The aggregator neither owns nor represents that DER"
-)
 EMPTY_REQUEST = register_code("aggregation.no_members", 422, "A membership request needs at least one DER")
 
 
@@ -144,21 +141,9 @@ def list_aggregations(ctx: Context, page: Page) -> list[AggregationView]:
 
 
 def _check_member_der(ctx: Context, aggregation: Aggregation, der: Der) -> None:
+    # visibility already limits an aggregator to DERs it owns or represents, and an LDC to its territory
     caller = ctx.caller
     if not is_system(caller):
-        if caller.role is Role.AGGREGATOR and caller.participant_id not in (
-            der.owner_id,
-            der.representative_id,
-        ):
-            raise PermissionDenied(
-                f"DER {der.id} is neither owned nor represented by the aggregator",
-                field="der_ids",
-                code=DER_NOT_REPRESENTED,
-            )
-        if caller.role is Role.DSO and der.dso_id != caller.participant_id:
-            raise PermissionDenied(
-                f"DER {der.id} is outside the LDC's territory", field="der_ids", code=DER_NOT_REPRESENTED
-            )
         model = model_in_force(ctx.uow, der.tdi_id, ctx.clock.now())
         if not model.may_aggregate(caller.role):
             raise ConflictError(

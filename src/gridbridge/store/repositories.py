@@ -224,10 +224,18 @@ class SqlAggregations:
 
 
 class SqlAudit:
-    """The hash-chained audit trail. Appends serialise on the chain head row, on SQLite and PostgreSQL alike."""
+    """The hash-chained audit trail.
+
+    The first append of a transaction locks the chain head row (an UPDATE takes the write lock on SQLite and a
+    row lock on PostgreSQL), so concurrent transactions queue and can never fork the chain. Later appends of the
+    same transaction extend the chain in memory; ``flush`` writes the records and the new head in two statements,
+    and the unit of work calls it before committing.
+    """
 
     def __init__(self, session: Session) -> None:
         self.session = session
+        self._head: tuple[int, str] | None = None
+        self._pending: list[dict[str, Any]] = []
 
     def append(
         self,
@@ -241,15 +249,18 @@ class SqlAudit:
         before: dict[str, Any] | None,
         after: dict[str, Any] | None,
     ) -> AuditEntry:
-        # Bumping the head row first takes the write lock, so two transactions can never fork the chain.
-        bumped = self.session.execute(
-            update(audit_head).where(audit_head.c.id == 1).values(last_seq=audit_head.c.last_seq + 1)
-        )
-        if bumped.rowcount != 1:  # type: ignore[attr-defined]
-            raise RuntimeError("the audit chain head is missing: run `gridbridge db upgrade`")
-        seq, prev_hash = self.session.execute(
-            select(audit_head.c.last_seq, audit_head.c.last_hash).where(audit_head.c.id == 1)
-        ).one()
+        if self._head is None:
+            locked = self.session.execute(
+                update(audit_head).where(audit_head.c.id == 1).values(last_seq=audit_head.c.last_seq)
+            )
+            if locked.rowcount != 1:  # type: ignore[attr-defined]
+                raise RuntimeError("the audit chain head is missing: run `gridbridge db upgrade`")
+            seq, digest = self.session.execute(
+                select(audit_head.c.last_seq, audit_head.c.last_hash).where(audit_head.c.id == 1)
+            ).one()
+            self._head = (int(seq), str(digest))
+        prev_seq, prev_hash = self._head
+        seq = prev_seq + 1
         digest = entry_hash(
             prev_hash, seq, at, actor_user_id, actor_participant_id, action, entity_type, entity_id, before, after
         )
@@ -266,25 +277,40 @@ class SqlAudit:
             prev_hash,
             digest,
         )
-        self.session.execute(
-            audit_records.insert().values(
-                seq=seq,
-                at=at,
-                actor_user_id=actor_user_id,
-                actor_participant_id=actor_participant_id,
-                action=action,
-                entity_type=entity_type,
-                entity_id=entity_id,
-                before=before,
-                after=after,
-                prev_hash=prev_hash,
-                hash=digest,
-            )
+        self._pending.append(
+            {
+                "seq": seq,
+                "at": at,
+                "actor_user_id": actor_user_id,
+                "actor_participant_id": actor_participant_id,
+                "action": action,
+                "entity_type": entity_type,
+                "entity_id": entity_id,
+                "before": before,
+                "after": after,
+                "prev_hash": prev_hash,
+                "hash": digest,
+            }
         )
-        self.session.execute(update(audit_head).where(audit_head.c.id == 1).values(last_hash=digest))
+        self._head = (seq, digest)
         return entry
 
+    def flush(self) -> None:
+        """Write the records appended since the last flush, and the chain's new head."""
+        if not self._pending or self._head is None:
+            return
+        self.session.execute(audit_records.insert(), self._pending)
+        seq, digest = self._head
+        self.session.execute(update(audit_head).where(audit_head.c.id == 1).values(last_seq=seq, last_hash=digest))
+        self._pending = []
+
+    def discard(self) -> None:
+        """Forget unwritten records (the transaction is being rolled back)."""
+        self._pending = []
+        self._head = None
+
     def entries(self) -> Iterator[AuditEntry]:
+        self.flush()
         query = select(audit_records).order_by(audit_records.c.seq).execution_options(yield_per=2000)
         for row in self.session.execute(query):
             yield AuditEntry(

@@ -45,20 +45,25 @@ class SqlUnitOfWork:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        self.audit.discard()
         self.session.rollback()
         self.session.close()
 
     def commit(self) -> None:
         """Make every change of this unit of work durable and visible; nothing is acknowledged before this."""
+        self.audit.flush()
         self.session.commit()
+        self.audit.discard()
 
     def rollback(self) -> None:
         """Discard every change since the last commit."""
+        self.audit.discard()
         self.session.rollback()
 
     def flush(self) -> None:
         """Send pending changes to the database inside the transaction (queries then see them)."""
         self.session.flush()
+        self.audit.flush()
 
 
 class SqlUnitOfWorkFactory:
