@@ -1,0 +1,658 @@
+"""The permission matrix: every route of the API against every role, with the expected outcome.
+
+``EXPECTED`` maps each ``(method, path template)`` of the app to what each caller gets: the HTTP status, the
+problem code of a refusal, and for list and detail reads the rows that come back. A route of the app without an
+entry, or an entry without a route, fails ``test_matrix_covers_exactly_the_routes_of_the_app``: a new route
+cannot ship without deciding who may call it.
+
+The rules the table encodes (issue 2, item 3; white paper footnote 88 and Table 6 row 2):
+
+* deny by default; an unauthenticated call answers 401 ``auth.unauthenticated``;
+* an object the caller may not see answers 404 exactly like a missing one (checked by comparing the problem body
+  with the answer for a made-up id), a visible object with a forbidden action answers 403; a role that may never
+  perform an action is refused with 403 before any object is looked up (so that answer says nothing about
+  whether the object exists);
+* an LDC sees DERs and aggregation members in its own territory only, an aggregator only its own DERs
+  (owned or represented) and aggregations, a DER owner only its DERs; the TSO sees individual DERs as the
+  interface's coordination model says (alt 2: market-participating DERs only; total DSO: none) and aggregations
+  registered in a wholesale market (with only the members it may see); the observer sees everything and changes
+  nothing.
+
+Every cell runs a real request through FastAPI's TestClient against the real app, services and SQLite store of
+``api_province.build_matrix_province``. Cells that change state when they succeed run on a province of their
+own role (each such route has its own target object, so the successful writes of one role never meet);
+every other cell runs on one shared province, and must leave the audit trail untouched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from api_province import (
+    ANONYMOUS,
+    EFFECTIVE_LATER,
+    MISSING_ID,
+    ROLES,
+    VALID_FROM,
+    MatrixProvince,
+    build_matrix_province,
+    path_params,
+    route_keys,
+    write_network_json,
+)
+
+from gridbridge.cli.bootstrap import Platform
+from gridbridge.cli.config import Settings
+
+PROBLEM_JSON = "application/problem+json"
+
+
+# ----------------------------------------------------------------------------------------------- outcomes
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one caller gets from one route."""
+
+    status: int
+    code: str | None = None
+    """The problem ``code`` of a refusal."""
+    rows: frozenset[str] | None = None
+    """For reads: the names of what comes back (see ``Call.rows``); ``None``: not checked."""
+    bug: str | None = None
+    """A known defect: the cell states the expected behaviour and is marked xfail (strict) with this reason."""
+
+    @property
+    def succeeds(self) -> bool:
+        return 200 <= self.status < 300
+
+
+def ok(status: int = 200, *rows: str) -> Outcome:
+    """Success; ``rows`` (if any) are exactly the rows that must come back."""
+    return Outcome(status, rows=frozenset(rows))
+
+
+def ok_unchecked(status: int = 200) -> Outcome:
+    """Success; the body is not compared with a row set."""
+    return Outcome(status)
+
+
+def listing(*rows: str) -> Outcome:
+    """A 200 list answer holding exactly ``rows`` (possibly none)."""
+    return Outcome(200, rows=frozenset(rows))
+
+
+HIDDEN = Outcome(404, "not_found")
+"""The caller may not see the object: answered exactly like a missing one."""
+FORBIDDEN = Outcome(403, "auth.forbidden")
+"""The caller may not perform this action (its role never may, or it may see the object but not change it)."""
+UNAUTHENTICATED = Outcome(401, "auth.unauthenticated")
+
+
+def refused(status: int, code: str) -> Outcome:
+    """A domain refusal with its own code."""
+    return Outcome(status, code)
+
+
+def row(**cells: Outcome) -> dict[str, Outcome]:
+    """One route's outcomes; every role of ``ROLES`` must be given (``anonymous`` for the call without token)."""
+    if set(cells) != set(ROLES):
+        raise ValueError(f"a row must name exactly {ROLES}; got {sorted(cells)}")
+    return cells
+
+
+ALL_DERS = ("a1", "a2", "a3", "b1", "b2", "r1", "rv1", "ap1", "s1", "t1", "m1", "d1")
+ALL_PARTICIPANTS = ("tso", "ldc_a", "ldc_b", "agg_1", "agg_2", "owner_1", "owner_2", "regulator")
+ALL_TDIS = ("tdi_a", "tdi_b", "tdi_c")
+SPAN_BUG = (
+    "services/aggregations.py review_member looks the member up among all members of a visible aggregation and "
+    "answers 403 aggregation.not_member_ldc for a member the LDC may not see (another LDC's territory), where a "
+    "missing member id answers 404: the hidden member's existence leaks"
+)
+
+
+def _only_ldc_a_of_tdi_a(status: int) -> dict[str, Outcome]:
+    """LDC moves on a DER in tdi_a: only ldc_a; ldc_b cannot see the DER; other roles never may."""
+    return row(
+        tso=FORBIDDEN,
+        ldc_a=ok_unchecked(status),
+        ldc_b=HIDDEN,
+        agg_1=FORBIDDEN,
+        agg_2=FORBIDDEN,
+        owner_1=FORBIDDEN,
+        owner_2=FORBIDDEN,
+        regulator=FORBIDDEN,
+        anonymous=UNAUTHENTICATED,
+    )
+
+
+def _everyone(outcome: Outcome) -> dict[str, Outcome]:
+    """The same answer for every authenticated role."""
+    return row(**{r: outcome for r in ROLES if r != ANONYMOUS}, anonymous=UNAUTHENTICATED)
+
+
+EXPECTED: dict[tuple[str, str], dict[str, Outcome]] = {
+    # --- participants and identity: the directory is public to every authenticated caller
+    ("GET", "/participants"): _everyone(listing(*ALL_PARTICIPANTS)),
+    ("GET", "/participants/{participant_id}"): _everyone(ok(200, "ldc_b")),
+    ("GET", "/me"): row(**{r: ok(200, r) for r in ROLES if r != ANONYMOUS}, anonymous=UNAUTHENTICATED),
+    ("POST", "/me/tokens"): _everyone(ok_unchecked(201)),
+    # --- T-D interfaces: public to read; the TSO registers; TSO or owning DSO change; owning DSO imports
+    ("GET", "/tdis"): _everyone(listing(*ALL_TDIS)),
+    ("GET", "/tdis/{tdi_id}"): _everyone(ok(200, "tdi_b")),
+    ("POST", "/tdis"): row(
+        tso=ok_unchecked(201),
+        ldc_a=FORBIDDEN,
+        ldc_b=FORBIDDEN,
+        agg_1=FORBIDDEN,
+        agg_2=FORBIDDEN,
+        owner_1=FORBIDDEN,
+        owner_2=FORBIDDEN,
+        regulator=FORBIDDEN,
+        anonymous=UNAUTHENTICATED,
+    ),
+    ("PATCH", "/tdis/{tdi_id}"): row(
+        tso=ok_unchecked(200),
+        ldc_a=ok_unchecked(200),
+        ldc_b=FORBIDDEN,
+        agg_1=FORBIDDEN,
+        agg_2=FORBIDDEN,
+        owner_1=FORBIDDEN,
+        owner_2=FORBIDDEN,
+        regulator=FORBIDDEN,
+        anonymous=UNAUTHENTICATED,
+    ),
+    ("POST", "/tdis/{tdi_id}/model-changes"): row(
+        tso=ok_unchecked(201),
+        ldc_a=ok_unchecked(201),
+        ldc_b=FORBIDDEN,
+        agg_1=FORBIDDEN,
+        agg_2=FORBIDDEN,
+        owner_1=FORBIDDEN,
+        owner_2=FORBIDDEN,
+        regulator=FORBIDDEN,
+        anonymous=UNAUTHENTICATED,
+    ),
+    ("POST", "/tdis/{tdi_id}/network"): row(
+        tso=FORBIDDEN,
+        ldc_a=ok_unchecked(201),
+        ldc_b=FORBIDDEN,
+        agg_1=FORBIDDEN,
+        agg_2=FORBIDDEN,
+        owner_1=FORBIDDEN,
+        owner_2=FORBIDDEN,
+        regulator=FORBIDDEN,
+        anonymous=UNAUTHENTICATED,
+    ),
+    ("GET", "/tdis/{tdi_id}/connection-points"): row(
+        tso=ok_unchecked(200),
+        ldc_a=ok_unchecked(200),
+        ldc_b=FORBIDDEN,
+        agg_1=FORBIDDEN,
+        agg_2=FORBIDDEN,
+        owner_1=FORBIDDEN,
+        owner_2=FORBIDDEN,
+        regulator=ok_unchecked(200),
+        anonymous=UNAUTHENTICATED,
+    ),
+    # --- DERs
+    ("POST", "/ders"): row(  # at a free connection point of tdi_a (ldc_a's territory)
+        tso=FORBIDDEN,
+        ldc_a=ok_unchecked(201),
+        ldc_b=refused(422, "der.outside_territory"),
+        agg_1=ok_unchecked(201),
+        agg_2=ok_unchecked(201),
+        owner_1=ok_unchecked(201),
+        owner_2=ok_unchecked(201),
+        regulator=FORBIDDEN,
+        anonymous=UNAUTHENTICATED,
+    ),
+    ("GET", "/ders"): row(
+        # alt 2 at tdi_a: only market-participating a2; total DSO at tdi_b: none, though b1 is in a wholesale VPP
+        tso=listing("a2"),
+        ldc_a=listing("a1", "a2", "a3", "r1", "rv1", "ap1", "s1", "t1", "m1"),
+        ldc_b=listing("b1", "b2", "d1"),
+        agg_1=listing("a2", "a3", "b2", "t1", "m1"),
+        agg_2=listing("b1"),
+        owner_1=listing("a1", "a2", "b2", "r1", "rv1", "ap1", "s1", "t1"),
+        owner_2=listing("a3", "b1", "m1"),
+        regulator=listing(*ALL_DERS),
+        anonymous=UNAUTHENTICATED,
+    ),
+    ("GET", "/ders/{der_id}"): row(  # a2: tdi_a, owner_1 represented by agg_1, market-participating
+        tso=ok(200, "a2"),
+        ldc_a=ok(200, "a2"),
+        ldc_b=HIDDEN,
+        agg_1=ok(200, "a2"),
+        agg_2=HIDDEN,
+        owner_1=ok(200, "a2"),
+        owner_2=HIDDEN,
+        regulator=ok(200, "a2"),
+        anonymous=UNAUTHENTICATED,
+    ),
+    ("POST", "/ders/{der_id}/review/start"): _only_ldc_a_of_tdi_a(200),  # r1, requested
+    ("POST", "/ders/{der_id}/review/decision"): _only_ldc_a_of_tdi_a(200),  # rv1, under review
+    ("POST", "/ders/{der_id}/commission"): _only_ldc_a_of_tdi_a(200),  # ap1, approved
+    ("POST", "/ders/{der_id}/suspend"): _only_ldc_a_of_tdi_a(200),  # a1, in service
+    ("POST", "/ders/{der_id}/resume"): _only_ldc_a_of_tdi_a(200),  # s1, suspended
+    ("POST", "/ders/{der_id}/retire"): row(  # t1: owner_1's, represented by agg_1, in tdi_a
+        tso=FORBIDDEN,
+        ldc_a=ok_unchecked(200),
+        ldc_b=HIDDEN,
+        agg_1=ok_unchecked(200),
+        agg_2=HIDDEN,
+        owner_1=ok_unchecked(200),
+        owner_2=HIDDEN,
+        regulator=FORBIDDEN,
+        anonymous=UNAUTHENTICATED,
+    ),
+    # --- aggregations (rows: "name(member DER keys the caller sees)")
+    ("POST", "/aggregations"): row(
+        tso=FORBIDDEN,
+        ldc_a=ok_unchecked(201),
+        ldc_b=ok_unchecked(201),
+        agg_1=ok_unchecked(201),
+        agg_2=ok_unchecked(201),
+        owner_1=FORBIDDEN,
+        owner_2=FORBIDDEN,
+        regulator=FORBIDDEN,
+        anonymous=UNAUTHENTICATED,
+    ),
+    ("GET", "/aggregations"): row(
+        # the TSO: aggregations in a wholesale market (energy or reserve), members per its DER visibility
+        tso=listing("vpp_1(a2)", "span()", "vpp_2()"),
+        ldc_a=listing("vpp_1(a2)", "span(a3)"),
+        ldc_b=listing("span(b2)", "vpp_2(b1)", "flex_b(d1)"),
+        agg_1=listing("vpp_1(a2)", "span(a3,b2)"),
+        agg_2=listing("vpp_2(b1)"),
+        owner_1=listing(),
+        owner_2=listing(),
+        regulator=listing("vpp_1(a2)", "span(a3,b2)", "vpp_2(b1)", "flex_b(d1)"),
+        anonymous=UNAUTHENTICATED,
+    ),
+    ("GET", "/aggregations/{aggregation_id}"): row(  # span: multi-interface, a3 in tdi_a, b2 in tdi_b
+        tso=ok(200, "span()"),
+        ldc_a=ok(200, "span(a3)"),
+        ldc_b=ok(200, "span(b2)"),
+        agg_1=ok(200, "span(a3,b2)"),
+        agg_2=HIDDEN,
+        owner_1=HIDDEN,
+        owner_2=HIDDEN,
+        regulator=ok(200, "span(a3,b2)"),
+        anonymous=UNAUTHENTICATED,
+    ),
+    ("POST", "/aggregations/{aggregation_id}/members"): row(  # add m1 to vpp_1 (agg_1's, member a2 in tdi_a)
+        tso=FORBIDDEN,
+        ldc_a=FORBIDDEN,  # sees vpp_1 (a member in its territory) but it is not its aggregation
+        ldc_b=HIDDEN,
+        agg_1=ok(201, "vpp_1(a2,m1)"),
+        agg_2=HIDDEN,
+        owner_1=FORBIDDEN,
+        owner_2=FORBIDDEN,
+        regulator=FORBIDDEN,
+        anonymous=UNAUTHENTICATED,
+    ),
+    ("POST", "/aggregations/{aggregation_id}/members/{member_id}/review"): row(  # span's pending a3 (tdi_a)
+        tso=FORBIDDEN,
+        ldc_a=ok(200, "span(a3)"),
+        ldc_b=Outcome(404, "not_found", bug=SPAN_BUG),  # sees span, but not the a3 member
+        agg_1=FORBIDDEN,
+        agg_2=FORBIDDEN,
+        owner_1=FORBIDDEN,
+        owner_2=FORBIDDEN,
+        regulator=FORBIDDEN,
+        anonymous=UNAUTHENTICATED,
+    ),
+    ("POST", "/aggregations/{aggregation_id}/members/{member_id}/dispute"): row(  # span's rejected b2
+        tso=FORBIDDEN,
+        ldc_a=FORBIDDEN,
+        ldc_b=FORBIDDEN,
+        agg_1=ok(200, "span(a3,b2)"),
+        agg_2=HIDDEN,
+        owner_1=FORBIDDEN,
+        owner_2=FORBIDDEN,
+        regulator=FORBIDDEN,
+        anonymous=UNAUTHENTICATED,
+    ),
+    ("POST", "/aggregations/{aggregation_id}/members/{member_id}/withdraw"): row(  # span's pending a3
+        tso=FORBIDDEN,
+        ldc_a=FORBIDDEN,
+        ldc_b=FORBIDDEN,
+        agg_1=ok(200, "span(a3,b2)"),
+        agg_2=HIDDEN,
+        owner_1=FORBIDDEN,
+        owner_2=FORBIDDEN,
+        regulator=FORBIDDEN,
+        anonymous=UNAUTHENTICATED,
+    ),
+}
+
+
+# ----------------------------------------------------------------------------------------------- requests
+
+
+Json = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Call:
+    """How a route is exercised: its path parameters, its body, and how rows are named in its answer."""
+
+    params: Callable[[MatrixProvince], dict[str, str]]
+    body: Callable[[MatrixProvince], Json] | None = None
+    rows: Callable[[MatrixProvince, Any], frozenset[str]] | None = None
+
+
+def _name(m: MatrixProvince, object_id: str) -> str:
+    return m.names_by_id().get(object_id, f"?{object_id}")
+
+
+def _names(m: MatrixProvince, body: Any) -> frozenset[str]:
+    return frozenset(_name(m, item["id"]) for item in body)
+
+
+def _aggregation_row(m: MatrixProvince, item: Json) -> str:
+    members = sorted(_name(m, member["der_id"]) for member in item["members"])
+    return f"{_name(m, item['id'])}({','.join(members)})"
+
+
+def _aggregation_rows(m: MatrixProvince, body: Any) -> frozenset[str]:
+    return frozenset(_aggregation_row(m, item) for item in body)
+
+
+def _one(rows: Callable[[MatrixProvince, Any], frozenset[str]]) -> Callable[[MatrixProvince, Any], frozenset[str]]:
+    return lambda m, body: rows(m, [body])
+
+
+def _none(_: MatrixProvince) -> dict[str, str]:
+    return {}
+
+
+def _der(key: str) -> Callable[[MatrixProvince], dict[str, str]]:
+    return lambda m: {"der_id": m.ders[key]}
+
+
+def _tdi(name: str) -> Callable[[MatrixProvince], dict[str, str]]:
+    return lambda m: {"tdi_id": m.province.tdis[name]}
+
+
+def _aggregation(name: str) -> Callable[[MatrixProvince], dict[str, str]]:
+    return lambda m: {"aggregation_id": m.aggregations[name]}
+
+
+def _member(aggregation: str, der_key: str) -> Callable[[MatrixProvince], dict[str, str]]:
+    return lambda m: {
+        "aggregation_id": m.aggregations[aggregation],
+        "member_id": m.members[f"{aggregation}/{der_key}"],
+    }
+
+
+CALLS: dict[tuple[str, str], Call] = {
+    ("GET", "/participants"): Call(_none, rows=_names),
+    ("GET", "/participants/{participant_id}"): Call(
+        lambda m: {"participant_id": m.province.ids["ldc_b"]}, rows=_one(_names)
+    ),
+    ("GET", "/me"): Call(_none, rows=lambda m, body: frozenset({_name(m, body["participant_id"])})),
+    ("POST", "/me/tokens"): Call(_none, body=lambda m: {"label": "matrix"}),
+    ("GET", "/tdis"): Call(_none, rows=_names),
+    ("GET", "/tdis/{tdi_id}"): Call(_tdi("tdi_b"), rows=_one(_names)),
+    ("POST", "/tdis"): Call(
+        _none,
+        body=lambda m: {
+            "name": "tdi_new",
+            "price_node": "TDI_NEW",
+            "dso_id": m.province.ids["ldc_a"],
+            "model": "alt1_minimal_dso",
+            "import_limit_kw": 1000,
+            "export_limit_kw": 500,
+        },
+    ),
+    ("PATCH", "/tdis/{tdi_id}"): Call(_tdi("tdi_a"), body=lambda m: {"export_limit_kw": 2500}),
+    ("POST", "/tdis/{tdi_id}/model-changes"): Call(
+        _tdi("tdi_a"), body=lambda m: {"model": "total_dso", "effective_from": EFFECTIVE_LATER}
+    ),
+    ("POST", "/tdis/{tdi_id}/network"): Call(_tdi("tdi_c"), body=lambda m: {"source": m.network_source}),
+    ("GET", "/tdis/{tdi_id}/connection-points"): Call(_tdi("tdi_a")),
+    ("POST", "/ders"): Call(
+        _none,
+        body=lambda m: {
+            "name": "new-pv",
+            "technology": "pv",
+            "p_export_kw": 7.5,
+            "p_import_kw": 0,
+            "connection_point_id": m.province.points["tdi_a"][9],
+        },
+    ),
+    ("GET", "/ders"): Call(_none, rows=_names),
+    ("GET", "/ders/{der_id}"): Call(_der("a2"), rows=_one(_names)),
+    ("POST", "/ders/{der_id}/review/start"): Call(_der("r1")),
+    ("POST", "/ders/{der_id}/review/decision"): Call(
+        _der("rv1"), body=lambda m: {"decision": "approved", "reason": "hosting capacity study passed"}
+    ),
+    ("POST", "/ders/{der_id}/commission"): Call(_der("ap1")),
+    ("POST", "/ders/{der_id}/suspend"): Call(_der("a1")),
+    ("POST", "/ders/{der_id}/resume"): Call(_der("s1")),
+    ("POST", "/ders/{der_id}/retire"): Call(_der("t1")),
+    ("POST", "/aggregations"): Call(
+        _none, body=lambda m: {"name": "new-vpp", "markets": [{"service": "wholesale_energy"}]}
+    ),
+    ("GET", "/aggregations"): Call(_none, rows=_aggregation_rows),
+    ("GET", "/aggregations/{aggregation_id}"): Call(_aggregation("span"), rows=_one(_aggregation_rows)),
+    ("POST", "/aggregations/{aggregation_id}/members"): Call(
+        _aggregation("vpp_1"),
+        body=lambda m: {"der_ids": [m.ders["m1"]], "valid_from": VALID_FROM},
+        rows=_one(_aggregation_rows),
+    ),
+    ("POST", "/aggregations/{aggregation_id}/members/{member_id}/review"): Call(
+        _member("span", "a3"), body=lambda m: {"decision": "approved"}, rows=_one(_aggregation_rows)
+    ),
+    ("POST", "/aggregations/{aggregation_id}/members/{member_id}/dispute"): Call(
+        _member("span", "b2"),
+        body=lambda m: {"statement": "the feeder upgrade finished last week"},
+        rows=_one(_aggregation_rows),
+    ),
+    ("POST", "/aggregations/{aggregation_id}/members/{member_id}/withdraw"): Call(
+        _member("span", "a3"), rows=_one(_aggregation_rows)
+    ),
+}
+
+
+# ----------------------------------------------------------------------------------------------- provinces
+
+
+class Provinces:
+    """Matrix provinces, built lazily: one shared by every cell that changes nothing, one per writing role."""
+
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        self.built: dict[str, MatrixProvince] = {}
+        self.network_source: str | None = None
+
+    def get(self, name: str) -> MatrixProvince:
+        if name not in self.built:
+            matrix = build_matrix_province(f"sqlite+pysqlite:///{self.base / f'{name}.db'}")
+            if self.network_source is None:
+                self.network_source = write_network_json(self.base / "tdi_c-network.json")
+            matrix.network_source = self.network_source
+            self.built[name] = matrix
+        return self.built[name]
+
+    def close(self) -> None:
+        for matrix in self.built.values():
+            matrix.client.close()
+            matrix.province.platform.engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def provinces(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Provinces]:
+    pool = Provinces(tmp_path_factory.mktemp("matrix"))
+    yield pool
+    pool.close()
+
+
+def _changes_state(method: str, outcome: Outcome) -> bool:
+    """Whether the cell may write: a successful write, or a known defect (whose actual answer may differ)."""
+    return method != "GET" and (outcome.succeeds or outcome.bug is not None)
+
+
+def _url(template: str, params: dict[str, str]) -> str:
+    return template.format(**params)
+
+
+def _send(m: MatrixProvince, method: str, template: str, role: str, params: dict[str, str]) -> Any:
+    call = CALLS[(method, template)]
+    body = call.body(m) if call.body else None
+    return m.client.request(method, _url(template, params), headers=m.headers(role), json=body)
+
+
+def _normalised(problem: Json, ids: dict[str, str]) -> Json:
+    """A problem body with the given ids replaced by their parameter names (to compare 'hidden' with 'missing')."""
+    text = dict(problem)
+    for key in ("detail", "instance"):
+        value = str(text.get(key, ""))
+        for name, object_id in ids.items():
+            value = value.replace(object_id, "{" + name + "}")
+        text[key] = value
+    return text
+
+
+# ----------------------------------------------------------------------------------------------- tests
+
+
+def test_matrix_covers_exactly_the_routes_of_the_app(tmp_path: Path) -> None:
+    app = Platform(Settings(database_url=f"sqlite+pysqlite:///{tmp_path / 'routes.db'}")).app()
+    routes = route_keys(app)
+    assert routes, "no API routes found: the route enumeration is broken"
+    missing = sorted(routes - set(EXPECTED))
+    stale = sorted(set(EXPECTED) - routes)
+    assert not missing, f"routes without a permission-matrix entry (add them to EXPECTED and CALLS): {missing}"
+    assert not stale, f"EXPECTED names routes the app does not have: {stale}"
+    assert set(CALLS) == set(EXPECTED)
+    for key, cells in EXPECTED.items():
+        assert set(cells) == set(ROLES), key
+        assert cells[ANONYMOUS] == UNAUTHENTICATED, key
+
+
+def _cells() -> Iterator[Any]:
+    for (method, template), cells in EXPECTED.items():
+        for role in ROLES:
+            outcome = cells[role]
+            marks = [pytest.mark.xfail(strict=True, reason=outcome.bug)] if outcome.bug else []
+            yield pytest.param(method, template, role, outcome, id=f"{method} {template} as {role}", marks=marks)
+
+
+@pytest.mark.parametrize(("method", "template", "role", "expected"), list(_cells()))
+def test_cell(provinces: Provinces, method: str, template: str, role: str, expected: Outcome) -> None:
+    m = provinces.get(role if _changes_state(method, expected) else "shared")
+    params = CALLS[(method, template)].params(m)
+    audit_before = m.audit_count()
+
+    response = _send(m, method, template, role, params)
+
+    body = response.json()
+    assert response.status_code == expected.status, body
+    if expected.succeeds:
+        assert response.headers["content-type"].startswith("application/json")
+        rows_of = CALLS[(method, template)].rows
+        if expected.rows is not None:
+            assert rows_of is not None, "the cell names rows but the call does not say how to read them"
+            assert rows_of(m, body) == expected.rows
+        if method == "GET":
+            assert m.audit_count() == audit_before
+        else:
+            assert m.audit_count() > audit_before, "a state change without an audit record"
+        return
+    assert response.headers["content-type"].startswith(PROBLEM_JSON)
+    assert body["code"] == expected.code, body
+    assert body["status"] == expected.status
+    assert m.audit_count() == audit_before, "a refused request wrote to the audit trail"
+    if expected.status == 404:
+        # hidden answers exactly like missing: the same body as for a made-up id of one of the path objects
+        variants = []
+        for name in path_params(template):
+            probe = {**params, name: MISSING_ID}
+            missing = _send(m, method, template, role, probe)
+            variants.append((missing.status_code, _normalised(missing.json(), probe)))
+        assert variants, "a 404 cell needs a path parameter"
+        assert (404, _normalised(body, params)) in variants, (body, variants)
+
+
+@pytest.mark.parametrize("role", [r for r in ROLES if r != ANONYMOUS])
+def test_single_reads_agree_with_lists(provinces: Provinces, role: str) -> None:
+    """Every DER and aggregation is readable one by one exactly when the list shows it, with the same members."""
+    m = provinces.get("shared")
+    headers = m.headers(role)
+    listed_ders = EXPECTED[("GET", "/ders")][role].rows
+    listed_aggregations = EXPECTED[("GET", "/aggregations")][role].rows
+    assert listed_ders is not None
+    assert listed_aggregations is not None
+    for key, der_id in m.ders.items():
+        response = m.client.get(f"/ders/{der_id}", headers=headers)
+        assert response.status_code == (200 if key in listed_ders else 404), key
+    by_name = {row.split("(")[0]: row for row in listed_aggregations}
+    for name, aggregation_id in m.aggregations.items():
+        response = m.client.get(f"/aggregations/{aggregation_id}", headers=headers)
+        if name in by_name:
+            assert response.status_code == 200, name
+            assert _aggregation_row(m, response.json()) == by_name[name]
+        else:
+            assert response.status_code == 404, name
+    # the interface filter never widens what a caller sees
+    for tdi_name, tdi_id in m.province.tdis.items():
+        response = m.client.get("/ders", params={"tdi_id": tdi_id}, headers=headers)
+        assert response.status_code == 200
+        shown = _names(m, response.json())
+        assert shown <= listed_ders, tdi_name
+        assert all(m.names_by_id()[item["tdi_id"]] == tdi_name for item in response.json())
+
+
+def test_tso_visibility_follows_the_dated_model_change(tmp_path: Path) -> None:
+    """ldc_b moves tdi_b from total DSO to alt 1 from a later date: the TSO sees its DERs from then on, not before."""
+    m = build_matrix_province(f"sqlite+pysqlite:///{tmp_path / 'model-change.db'}")
+    tso, ldc_b = m.headers("tso"), m.headers("ldc_b")
+    with m.client:
+        changed = m.client.post(
+            f"/tdis/{m.province.tdis['tdi_b']}/model-changes",
+            json={"model": "alt1_minimal_dso", "effective_from": EFFECTIVE_LATER},
+            headers=ldc_b,
+        )
+        assert changed.status_code == 201, changed.json()
+        assert changed.json()["model_in_force"] == "total_dso"
+        assert _names(m, m.client.get("/ders", headers=tso).json()) == {"a2"}
+        assert m.client.get(f"/ders/{m.ders['b1']}", headers=tso).status_code == 404
+
+        m.province.clock.advance(timedelta(days=31))
+
+        assert m.client.get(f"/tdis/{m.province.tdis['tdi_b']}", headers=tso).json()["model_in_force"] == (
+            "alt1_minimal_dso"
+        )
+        assert _names(m, m.client.get("/ders", headers=tso).json()) == {"a2", "b1", "b2", "d1"}
+        assert m.client.get(f"/ders/{m.ders['b1']}", headers=tso).status_code == 200
+        # the multi-interface aggregation now shows the TSO its tdi_b member, still not the tdi_a one
+        span = m.client.get(f"/aggregations/{m.aggregations['span']}", headers=tso).json()
+        assert _aggregation_row(m, span) == "span(b2)"
+
+
+def test_requests_without_a_usable_token_are_refused_everywhere(provinces: Provinces) -> None:
+    """A malformed header, an unknown token and a token of another scheme all answer 401 on every route."""
+    m = provinces.get("shared")
+    bad_headers = [
+        {"Authorization": "Bearer gb_not-a-real-token"},
+        {"Authorization": "Bearer "},
+        {"Authorization": f"Basic {m.province.tokens['regulator']}"},
+        {"Authorization": m.province.tokens["regulator"]},
+    ]
+    audit_before = m.audit_count()
+    for method, template in sorted(EXPECTED):
+        params = CALLS[(method, template)].params(m)
+        body = CALLS[(method, template)].body
+        for headers in bad_headers:
+            response = m.client.request(method, _url(template, params), headers=headers, json=body(m) if body else None)
+            assert response.status_code == 401, (method, template, headers)
+            assert response.json()["code"] == "auth.unauthenticated"
+    assert m.audit_count() == audit_before
