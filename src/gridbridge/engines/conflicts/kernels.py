@@ -135,26 +135,22 @@ def _screen_loop(
     for i in numba.prange(n):
         hi = p_export_kw[i] + tol_kw
         lo = -p_import_kw[i] - tol_kw
-        storage = has_storage[i]
-        s = e_initial_kwh[i] * 1.0
-        e_lo = e_min_kwh[i] - tol_kwh
-        e_hi = e_max_kwh[i] + tol_kwh
-        k_dis = dt_h / eta_discharge[i]
-        k_ch = dt_h * eta_charge[i]
         cap = 0
-        energy = 0
         for t in range(n_t):
             x = p[i, t]
-            if x > hi or x < lo:
-                cap += 1
-            if storage:
-                if x > 0:
-                    s -= x * k_dis
-                else:
-                    s -= x * k_ch
-                if s < e_lo or s > e_hi:
-                    energy += 1
+            cap += (x > hi) | (x < lo)
         capability_out[i] = cap
+        energy = 0
+        if has_storage[i]:
+            s = e_initial_kwh[i] * 1.0
+            e_lo = e_min_kwh[i] - tol_kwh
+            e_hi = e_max_kwh[i] + tol_kwh
+            k_dis = dt_h / eta_discharge[i]
+            k_ch = dt_h * eta_charge[i]
+            for t in range(n_t):
+                x = p[i, t] * 1.0
+                s -= max(x, 0.0) * k_dis + min(x, 0.0) * k_ch
+                energy += (s < e_lo) | (s > e_hi)
         energy_out[i] = energy
 
 
