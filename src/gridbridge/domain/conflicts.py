@@ -78,6 +78,9 @@ UNKNOWN_REFERENCE = register_code(
     "conflicts.unknown_reference", 422, "An item refers to a DER or connection point that is not in the case"
 )
 DUPLICATE_ID = register_code("conflicts.duplicate_id", 422, "Two items of one kind share an id")
+CONFLICTS_INCOMPLETE = register_code(
+    "conflicts.incomplete", 422, "Resolution was given only part of the conflicts detected on the case"
+)
 
 # ---------------------------------------------------------------------------------------------------------
 # Small validation helpers

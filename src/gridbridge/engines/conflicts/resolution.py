@@ -38,6 +38,7 @@ from datetime import datetime, timedelta
 import numpy as np
 
 from gridbridge.domain.conflicts import (
+    CONFLICTS_INCOMPLETE,
     DEFAULT_POLICY,
     AmendmentRequest,
     Conflict,
@@ -54,7 +55,7 @@ from gridbridge.domain.conflicts import (
 )
 from gridbridge.domain.errors import ValidationFailed
 from gridbridge.engines.conflicts.case import ConflictCase
-from gridbridge.engines.conflicts.detection import commitment_capability_kw, commitment_groups
+from gridbridge.engines.conflicts.detection import commitment_capability_kw, commitment_groups, detect_conflicts
 from gridbridge.engines.conflicts.double_counting import double_counting
 from gridbridge.engines.conflicts.kernels import (
     TOL_KW,
@@ -594,6 +595,15 @@ def resolve_conflicts(
     cell_p = _settle(case, conflicts, level, rank)
     problems = feasibility_violations(case, cell_p, tol_kw=tol_kw, tol_kwh=tol_kwh)
     if problems:
+        missing = sorted({c.conflict_id for c in detect_conflicts(case)} - seen)
+        if missing:
+            raise ValidationFailed(
+                f"{len(missing)} conflict(s) detected on the case were not passed in, e.g. {missing[0]}; "
+                "resolve the full result of detect_conflicts",
+                field="conflicts",
+                code=CONFLICTS_INCOMPLETE,
+                details={"missing": missing},
+            )
         raise RuntimeError("conflict resolution left limits broken: " + "; ".join(problems[:5]))
 
     # per-instruction views

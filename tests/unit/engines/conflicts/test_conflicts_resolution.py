@@ -26,7 +26,7 @@ from gridbridge.domain.conflicts import (
     StorageSpec,
     SubjectType,
 )
-from gridbridge.domain.errors import ConflictError
+from gridbridge.domain.errors import ConflictError, ValidationFailed
 from gridbridge.domain.roles import Role, Service
 from gridbridge.engines.conflicts import ResolutionResult, build_case, detect_conflicts, resolve_conflicts
 
@@ -321,3 +321,15 @@ def test_every_conflict_gets_exactly_one_resolution_in_order() -> None:
     for conflict, res in zip(conflicts, result.resolutions, strict=True):
         assert set(conflict.instruction_ids) <= {o.subject_id for o in res.outcomes}
         assert all(o.reason for o in res.outcomes)
+
+
+def test_resolving_only_part_of_the_detected_conflicts_is_a_clear_error() -> None:
+    grid = hourly_grid(12, 8)
+    pv = DerCapability("pv-3", "tdi-2", "cp-3", 500.0, 0.0)
+    instructions = [*white_paper(), instruction("ieso-3", "pv-3", Role.TSO, W, 12, 15, 600.0)]
+    case = build_case(grid, [battery(), pv], instructions)
+    conflicts = detect_conflicts(case)
+    with pytest.raises(ValidationFailed) as err:
+        resolve_conflicts(case, conflicts[:1], at(10))
+    assert err.value.code == "conflicts.incomplete"
+    assert err.value.details["missing"] == [conflicts[1].conflict_id]
