@@ -111,7 +111,7 @@ def _simple(element: Any) -> dict[str, Any]:
 
 def _ids(session: Session, row: Any, network_id: int) -> dict[str, int]:
     result = session.execute(select(row.name, row.id).where(row.network_id == network_id))
-    return {name: int(id_) for name, id_ in result.tuples()}
+    return {name: int(id_) for name, id_ in result}
 
 
 def _insert(session: Session, row: type[Base], rows: Sequence[Mapping[str, Any]]) -> None:
@@ -355,7 +355,11 @@ def _insert_elements(
 
 
 def _rows(session: Session, row: Any, network_id: int) -> Sequence[Any]:
-    return session.execute(select(row).where(row.network_id == network_id).order_by(row.position)).scalars().all()
+    """The network's rows of one element table in model order, as plain result rows (no ORM objects:
+    loading a 9,000-bus network builds no identity map)."""
+    table = cast(Table, row.__table__)
+    query = select(table).where(table.c.network_id == network_id).order_by(table.c.position)
+    return session.execute(query).all()
 
 
 def load_network(session: Session, tdi_id: str) -> NetworkModel | None:
@@ -377,7 +381,7 @@ def load_network(session: Session, tdi_id: str) -> NetworkModel | None:
     feeder_rows = _rows(session, FeederRow, nid)
     feeder: dict[int, str] = {r.id: r.name for r in feeder_rows}
 
-    def switch_element(r: SwitchRow) -> str:
+    def switch_element(r: Any) -> str:
         if r.element_kind == SwitchElement.BUS:
             assert r.element_bus_id is not None
             return bus[r.element_bus_id]
@@ -387,7 +391,7 @@ def load_network(session: Session, tdi_id: str) -> NetworkModel | None:
         assert r.element_transformer_id is not None
         return trafo[r.element_transformer_id]
 
-    def feeder_branch(r: FeederRow) -> str:
+    def feeder_branch(r: Any) -> str:
         if r.branch_kind == BranchKind.LINE:
             assert r.branch_line_id is not None
             return line[r.branch_line_id]
@@ -502,5 +506,5 @@ def connection_point_ids(session: Session, tdi_id: str) -> dict[str, int]:
     """Map each connection point name (its bus name) of ``tdi_id``'s network to its integer id."""
     rows = session.execute(
         select(ConnectionPointRow.name, ConnectionPointRow.id).where(ConnectionPointRow.tdi_id == tdi_id)
-    ).tuples()
+    )
     return {name: int(i) for name, i in rows}
