@@ -148,12 +148,15 @@ def redispatch_shortfall(
     clear: Clear = clear_lp,
     first: ClearingResult | None = None,
     max_rounds: int = 10,
+    order: IntArray | None = None,
 ) -> Redispatch:
     """Run the check / re-dispatch loop until every checked DER is within its limit (or ``max_rounds``).
 
     ``der_curves`` are the DERs' energy offers as the TSO cleared them; ``der_resource`` maps each DER to
     its resource in ``problem`` (-1: not a TSO resource here); ``der_allowed_kw`` is what each DER may deliver
-    (``inf``: unchecked). ``first`` may pass a clearing of ``problem`` already done.
+    (``inf``: unchecked). ``first`` may pass a clearing of ``problem`` already done; ``order`` a merit order of
+    the DER segments grouped by resource (``merit_order``; any grouping that sorts the same resources in the
+    same ascending order, with other DERs anywhere, will do).
     """
     n_ders = der_curves.n_curves
     res = np.asarray(der_resource, dtype=np.int64)
@@ -166,7 +169,8 @@ def redispatch_shortfall(
             code=BAD_CHECK,
         )
     n_if = problem.n_interfaces
-    order = merit_order(res[der_curves.owner()], der_curves.price_cad_per_mwh)
+    if order is None:
+        order = merit_order(res[der_curves.owner()], der_curves.price_cad_per_mwh)
     first_result = first if first is not None else clear(problem)
     caps = np.full(n_ders, np.inf)
     result = first_result

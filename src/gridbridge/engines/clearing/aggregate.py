@@ -50,7 +50,7 @@ def aggregate_curves(
     n_groups: int,
     *,
     cap_kw: FloatArray | None = None,
-    max_segments: int | None = None,
+    max_segments: int | IntArray | None = None,
     side: Side = Side.OFFER,
     order: IntArray | None = None,
 ) -> Aggregated:
@@ -58,8 +58,9 @@ def aggregate_curves(
 
     ``group[i]`` is the group of member curve ``i`` (``-1``: not aggregated). ``cap_kw`` (one per member)
     cuts each member first. ``max_segments`` (None: exact merge) limits each merged curve to that many price
-    bands (module docstring). ``order`` may pass a merit order computed before for the same groups and
-    prices (capping does not change it).
+    bands (module docstring); an array gives one limit per group (0 or less: exact for that group).
+    ``order`` may pass a merit order computed before for the same groups and prices (capping does not
+    change it).
     """
     grp = np.asarray(group, dtype=np.int64)
     if grp.shape != (curves.n_curves,):
@@ -68,8 +69,18 @@ def aggregate_curves(
         )
     if grp.size and (int(grp.max(initial=-1)) >= n_groups or int(grp.min(initial=0)) < -1):
         raise ValidationFailed(f"group ids must be -1 or in [0, {n_groups})", field="group", code=BAD_LAYOUT)
-    if max_segments is not None and max_segments < 1:
-        raise ValidationFailed("max_segments must be >= 1", field="max_segments", code=BAD_LAYOUT)
+    limit: IntArray | None = None
+    if isinstance(max_segments, int):
+        if max_segments < 1:
+            raise ValidationFailed("max_segments must be >= 1", field="max_segments", code=BAD_LAYOUT)
+        limit = np.full(n_groups, max_segments, dtype=np.int64)
+    elif max_segments is not None:
+        limit = np.asarray(max_segments, dtype=np.int64)
+        if limit.shape != (n_groups,):
+            raise ValidationFailed(
+                f"max_segments needs one limit per group ({n_groups})", field="max_segments", code=BAD_LAYOUT
+            )
+        limit = np.where(limit < 1, np.iinfo(np.int64).max, limit)
     members = cap_curves(curves, np.asarray(cap_kw, dtype=np.float64)) if cap_kw is not None else curves
     descending = side is Side.BID
     seg_group = grp[members.owner()]
@@ -95,14 +106,16 @@ def aggregate_curves(
     run_start = np.zeros(n_groups + 1, dtype=np.int64)
     np.cumsum(runs_per_group, out=run_start[1:])
     position = np.arange(run_g.size, dtype=np.int64) - run_start[run_g]
-    if max_segments is None:
+    if limit is None:
         band = position
     else:
         total = sum_by(run_g, run_q, n_groups)
         before = cum_before_in_groups(run_q, run_start)
         share = before / np.where(total > 0, total, 1.0)[run_g]
-        quantile_band = np.minimum(np.floor(share * max_segments).astype(np.int64), max_segments - 1)
-        band = np.where(runs_per_group[run_g] > max_segments, quantile_band, position)
+        banded = runs_per_group[run_g] > limit[run_g]
+        lim = np.where(banded, limit[run_g], 1).astype(np.float64)
+        quantile_band = np.minimum(np.floor(share * lim), lim - 1).astype(np.int64)
+        band = np.where(banded, quantile_band, position)
 
     new_out = np.ones(run_g.size, dtype=bool)
     new_out[1:] = (run_g[1:] != run_g[:-1]) | (band[1:] != band[:-1])

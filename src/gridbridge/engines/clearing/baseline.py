@@ -24,11 +24,13 @@ from gridbridge.engines.clearing.problem import (
 
 
 def clear_per_der_lp(
-    problem: ClearingProblem, *, time_limit_s: float | None = None, solver: str = "simplex"
+    problem: ClearingProblem, *, time_limit_s: float | None = None, solver: str = "simplex", presolve: str = "off"
 ) -> ClearingResult:
     """Solve the clearing LP with one column per segment of every resource; raise on infeasibility/time limit.
 
-    ``solver`` is passed to HiGHS (``simplex`` or ``ipm``).
+    ``solver`` and ``presolve`` are passed to HiGHS. Presolve is off by default because it is the faster
+    setting for this LP (measured: 0.08 s against 3.1 s at 15,000 columns, 6.9 s against more than 100 s at
+    150,000), which keeps the benchmark's ratio conservative.
     """
     t0 = time.perf_counter()
     n = problem.n_resources
@@ -135,7 +137,7 @@ def clear_per_der_lp(
         row_hi[r_del : r_del + k_if] = problem.injection_max_kw / 1000.0
     row_hi[r_cap:] = cap[cap_res] / 1000.0
 
-    lp = LpSolver(time_limit_s=time_limit_s, solver=solver)
+    lp = LpSolver(time_limit_s=time_limit_s, solver=solver, presolve=presolve)
     lp.load(cost, np.zeros(n_cols), upper, a, row_lo, row_hi)
     sol = lp.solve()
     if sol.status == "time_limit":

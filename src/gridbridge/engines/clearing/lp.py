@@ -55,6 +55,8 @@ from gridbridge.engines.clearing.types import BoolArray, FloatArray, IntArray, s
 # Column kinds: energy segment / prefix / suffix, reserve segment / prefix / suffix, shortages.
 _E_SEG, _E_PRE, _E_SUF, _R_SEG, _R_PRE, _R_SUF, _SHORT_E, _SHORT_R = range(8)
 _ENERGY_KINDS = (_E_SEG, _E_PRE, _E_SUF)
+_MIN_COLUMN_KW = 1e-9
+"""Segments smaller than this (rounding left-overs of capping) get no column."""
 _RESERVE_KINDS = (_R_SEG, _R_PRE, _R_SUF)
 
 
@@ -146,7 +148,7 @@ class _Family:
         price = self.curves.price_cad_per_mwh
         qty = self.curves.quantity_kw
         own, pos = self.owner, self.position
-        seg = np.flatnonzero((pos >= self.lo[own]) & (pos < self.hi[own]) & (qty > 0))
+        seg = np.flatnonzero((pos >= self.lo[own]) & (pos < self.hi[own]) & (qty > _MIN_COLUMN_KW))
         pre = self.windowable[own] & (pos < self.lo[own])
         suf = self.windowable[own] & (pos >= self.hi[own])
         pre_q = np.bincount(own, weights=np.where(pre, qty, 0.0), minlength=n)
