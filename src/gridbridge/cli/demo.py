@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from gridbridge.cli.bootstrap import Platform
 from gridbridge.cli.config import Settings
@@ -445,7 +446,9 @@ def _summary(platform: Platform, state: DemoState) -> None:
             )
         console.print(aggs)
         check = verify_chain(uow.audit.entries())
-    console.print(f"double enrolment refused: {state.refused_double_enrolment or '[red]none[/]'}")
+    console.print(
+        Text.assemble("double enrolment refused: ", state.refused_double_enrolment or ("none", "red")), soft_wrap=True
+    )
     console.print(f"audit chain: {'intact' if check.ok else 'BROKEN'} ({check.records_checked} records)")
     tokens = Table(title="API tokens (send as 'Authorization: Bearer <token>')")
     tokens.add_column("user")

@@ -7,6 +7,7 @@ from contextlib import contextmanager
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from gridbridge.domain.errors import GridbridgeError
 
@@ -21,7 +22,7 @@ def reported_errors() -> Iterator[None]:
         yield
     except GridbridgeError as exc:
         where = f" {exc.field}:" if exc.field else ""
-        errors.print(f"[bold red]error[/] [{exc.code}]{where} {exc.message}", highlight=False, markup=True)
+        errors.print(Text.assemble(("error", "bold red"), f" [{exc.code}]{where} {exc.message}"), highlight=False)
         raise typer.Exit(2) from exc
 
 

@@ -73,19 +73,21 @@ def create_tdi(
     )
     ctx.uow.tdis.add(tdi)
     ctx.audit("tdi.create", "td_interface", tdi.id, None, tdi.snapshot())
-    _add_assignment(ctx, tdi, model, effective_from or now)
+    _add_assignment(ctx, tdi, model, effective_from or now, now)
     return tdi
 
 
-def _add_assignment(ctx: Context, tdi: TDInterface, model: ModelName, effective_from: datetime) -> ModelAssignment:
+def _add_assignment(
+    ctx: Context, tdi: TDInterface, model: ModelName, effective_from: datetime, now: datetime
+) -> ModelAssignment:
     existing = ctx.uow.tdis.assignments(tdi.id)
-    check_model_change(existing, effective_from, ctx.clock.now())
+    check_model_change(existing, effective_from, now)
     assignment = ModelAssignment(
         id=ctx.new_id(),
         tdi_id=tdi.id,
         model=model,
         effective_from=effective_from,
-        recorded_at=ctx.clock.now(),
+        recorded_at=now,
         recorded_by=ctx.caller.user_id,
     )
     ctx.uow.tdis.add_assignment(assignment)
@@ -111,7 +113,7 @@ def schedule_model_change(ctx: Context, tdi_id: str, model: ModelName, effective
     require_action(ctx.caller, Action.TDI_MODEL_CHANGE)
     tdi = get_tdi(ctx.uow, tdi_id)
     _require_owner_or_tso(ctx.caller, tdi)
-    return _add_assignment(ctx, tdi, model, effective_from)
+    return _add_assignment(ctx, tdi, model, effective_from, ctx.clock.now())
 
 
 def update_limits(

@@ -45,8 +45,9 @@ class SqlUnitOfWork:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        # close() rolls back anything uncommitted without expiring what was loaded, so values read inside the
+        # block stay readable after it
         self.audit.discard()
-        self.session.rollback()
         self.session.close()
 
     def commit(self) -> None:
