@@ -106,3 +106,25 @@ def test_the_loop_ends_where_a_per_der_clearing_with_the_limits_starts() -> None
     direct = clear_per_der_lp(problem(cap_curves(ders, out.der_cap_kw), der_if))
     assert out.final.cost_cad_per_h == pytest.approx(direct.cost_cad_per_h, rel=1e-9)
     np.testing.assert_allclose(out.der_p_kw, direct.p_kw, atol=1e-5)
+
+
+def test_a_merit_order_over_more_resources_can_be_reused() -> None:
+    # The loop accepts an order computed for a wider grouping (here with a DSO member in resource 2),
+    # as long as its own resources come in the same ascending order.
+    problem, ders, der_resource, der_if = small_case()
+    wider_curves = CurveSet.from_lists([[10], [20], [5]], [[5000], [5000], [1000]])
+    wider_group = np.array([0, 0, 2])
+    from gridbridge.engines.clearing import merit_order
+
+    order = merit_order(wider_group[wider_curves.owner()], wider_curves.price_cad_per_mwh)
+    with_order = redispatch_shortfall(
+        problem,
+        wider_curves,
+        np.array([0, 0, -1]),
+        np.array([0, 0, 1]),
+        np.array([2000.0, np.inf, np.inf]),
+        order=order,
+    )
+    plain = redispatch_shortfall(problem, ders, der_resource, der_if, np.array([2000.0, np.inf]))
+    np.testing.assert_allclose(with_order.der_p_kw[:2], plain.der_p_kw, atol=1e-6)
+    assert with_order.der_p_kw[2] == 0.0

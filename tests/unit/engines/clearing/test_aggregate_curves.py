@@ -73,3 +73,19 @@ def test_bad_groups_are_rejected() -> None:
     with pytest.raises(ValidationFailed) as info:
         aggregate_curves(members, np.array([3]), 2)
     assert info.value.field == "group"
+
+
+def test_one_limit_per_group_keeps_some_groups_exact() -> None:
+    rng = np.random.default_rng(2)
+    n = 60
+    members = CurveSet(np.arange(n + 1), np.round(rng.uniform(10, 100, n), 2), rng.uniform(1, 5, n))
+    group = np.repeat([0, 1], n // 2)
+    agg = aggregate_curves(members, group, 2, max_segments=np.array([0, 4]))
+    lengths = agg.curves.lengths()
+    assert lengths[0] == np.unique(members.price_cad_per_mwh[: n // 2]).size  # exact
+    assert lengths[1] <= 4
+    np.testing.assert_allclose(
+        agg.curves.total_kw(), [members.quantity_kw[: n // 2].sum(), members.quantity_kw[n // 2 :].sum()]
+    )
+    with pytest.raises(ValidationFailed):
+        aggregate_curves(members, group, 2, max_segments=np.array([1, 2, 3]))
