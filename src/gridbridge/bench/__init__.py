@@ -1,1 +1,1 @@
-"""Benchmarks behind ``gridbridge bench``: each prints its figures and ratios against a baseline run in the same process."""
+"""Benchmarks behind ``gridbridge bench``: each prints figures and ratios against a baseline run in-process."""

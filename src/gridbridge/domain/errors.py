@@ -9,7 +9,7 @@ is the HTTP status the API answers with. Every code is listed in ``ERROR_CODES``
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 
@@ -95,12 +95,3 @@ class ConflictError(GridbridgeError):
     """The request is well formed but conflicts with the current state."""
 
     default_code = register_code("conflict", 409, "The request conflicts with the current state")
-
-
-@dataclass(frozen=True)
-class FieldProblem:
-    """One offending field and the rule it breaks (for multi-field validation reports)."""
-
-    field: str
-    rule: str
-    message: str = field(default="")
