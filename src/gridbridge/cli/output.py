@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -11,8 +12,10 @@ from rich.text import Text
 
 from gridbridge.domain.errors import GridbridgeError
 
-console = Console()
-errors = Console(stderr=True)
+# when output goes to a file or a CI log rich would assume 80 columns and fold the tables; use a wider page
+_PAGE = None if sys.stdout.isatty() else 140
+console = Console(width=_PAGE)
+errors = Console(stderr=True, width=_PAGE)
 
 
 @contextmanager
