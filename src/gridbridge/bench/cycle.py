@@ -385,11 +385,10 @@ def run_cycle(
     interval_start: datetime,
     baseline: bool = False,
     baseline_time_limit_s: float = 120.0,
+    baseline_solver: str = "simplex",
 ) -> CycleFigures:
     """Run one interval's cycle on ``province``, timing each stage, and the baseline if asked."""
     figures = CycleFigures(n_ders=province.n_ders)
-    for model in province.models:
-        figures.models[model.name.value] = 0
     for idx, model in enumerate(province.models):
         figures.models[model.name.value] = int(np.sum(province.interface_model == idx))
     clock = time.perf_counter
@@ -446,7 +445,9 @@ def run_cycle(
     if baseline:
         t = clock()
         try:
-            direct = clear_per_der_lp(baseline_problem(market), time_limit_s=baseline_time_limit_s)
+            direct = clear_per_der_lp(
+                baseline_problem(market), time_limit_s=baseline_time_limit_s, solver=baseline_solver
+            )
             figures.baseline_status = "optimal"
             figures.baseline_cost_cad_per_h = direct.cost_cad_per_h
         except ClearingTimeLimit:
@@ -505,14 +506,16 @@ def cycle(
     ders: Annotated[str, typer.Option(help="DER counts to run, comma-separated.")] = "10000,100000,1000000",
     interfaces: Annotated[int, typer.Option(help="T-D interfaces in the province.")] = 500,
     seed: Annotated[int, typer.Option(help="Seed of the synthetic province.")] = 1,
+    repeats: Annotated[int, typer.Option(help="Cycles per size; stage times are the median.", min=1)] = 1,
     baseline_max_ders: Annotated[
         int, typer.Option(help="Run the per-DER LP baseline up to this many DERs; extrapolate beyond.")
     ] = 100_000,
     baseline_time_limit: Annotated[float, typer.Option(help="Time limit of the baseline LP, seconds.")] = 120.0,
+    baseline_solver: Annotated[str, typer.Option(help="HiGHS solver for the baseline: simplex or ipm.")] = "simplex",
     db: Annotated[Path | None, typer.Option(help="SQLite file for the instructions (default: a temp file).")] = None,
 ) -> None:
     """Benchmark one real-time coordination cycle against a one-LP baseline."""
-    console = Console()
+    console = Console(width=None if Console().is_terminal else 132)
     sizes = [int(x) for x in ders.split(",") if x.strip()]
     interval = datetime(2026, 7, 15, 17, 0, tzinfo=UTC)
     results: list[CycleFigures] = []
@@ -521,22 +524,31 @@ def cycle(
             t = time.perf_counter()
             province = generate_province(n, interfaces, seed=seed)
             gen_s = time.perf_counter() - t
-            path = db if db is not None else Path(tmp) / f"bench-cycle-{n}.db"
-            sink = SqliteBenchInstructionSink(path)
             console.print(f"[dim]{n:,} DERs: province drawn in {gen_s:.2f} s; running the cycle...[/dim]")
-            figures = run_cycle(
-                province,
-                sink,
-                interval_start=interval,
-                baseline=n <= baseline_max_ders,
-                baseline_time_limit_s=baseline_time_limit,
-            )
+            runs: list[CycleFigures] = []
+            for r in range(repeats):
+                path = db if db is not None else Path(tmp) / f"bench-cycle-{n}-{r}.db"
+                runs.append(
+                    run_cycle(
+                        province,
+                        SqliteBenchInstructionSink(path),
+                        interval_start=interval,
+                        baseline=r == 0 and n <= baseline_max_ders,
+                        baseline_time_limit_s=baseline_time_limit,
+                        baseline_solver=baseline_solver,
+                    )
+                )
+            figures = runs[0]
+            figures.stage_s = {stage: float(np.median([run.stage_s[stage] for run in runs])) for stage in STAGES}
             results.append(figures)
-    _report(console, results, baseline_time_limit)
+    _report(console, results, baseline_time_limit, repeats, baseline_solver)
 
 
-def _report(console: Console, results: list[CycleFigures], time_limit: float) -> None:
-    table = Table(title="gridbridge bench cycle: one real-time interval (seconds)")
+def _report(
+    console: Console, results: list[CycleFigures], time_limit: float, repeats: int, baseline_solver: str
+) -> None:
+    runs = f"median of {repeats} runs" if repeats > 1 else "one run"
+    table = Table(title=f"gridbridge bench cycle: one real-time interval (seconds, {runs})")
     table.add_column("stage")
     for r in results:
         table.add_column(f"{r.n_ders:,} DERs", justify="right")
@@ -569,13 +581,13 @@ def _report(console: Console, results: list[CycleFigures], time_limit: float) ->
             (n1, t1), (n2, t2) = measured[-2], measured[-1]
             e = _exponent(n1, float(t1 or 0), n2, float(t2 or 0))
             est = float(t2 or 0) * (r.n_ders / n2) ** max(e, 1.0)
-            note = "time limit, " if r.baseline_status == "time limit" else ""
-            base_cells.append(f"~{_fmt(est)} ({note}extrapolated n^{max(e, 1.0):.2f})")
+            note = f"> {time_limit:.0f} (time limit); " if r.baseline_status == "time limit" else ""
+            base_cells.append(f"{note}~{_fmt(est)} extrapolated (n^{max(e, 1.0):.2f})")
             base_values.append(est)
         else:
             base_cells.append(f"> {time_limit:.0f} (time limit)" if r.baseline_status == "time limit" else "-")
             base_values.append(None)
-    table.add_row("baseline: per-DER LP", *base_cells, *([""] if len(results) >= 2 else []))
+    table.add_row(f"baseline: per-DER LP ({baseline_solver})", *base_cells, *([""] if len(results) >= 2 else []))
     ratio_cc = [
         f"{b / (r.stage_s['DSO aggregation'] + r.stage_s['clearing']):.0f}x" if b else "-"
         for r, b in zip(results, base_values, strict=True)
