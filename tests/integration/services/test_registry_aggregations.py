@@ -125,3 +125,28 @@ def test_ldc_sees_only_members_in_its_territory(province: Province) -> None:
         province.run("ldc_b", lambda ctx: aggregations.get_aggregation(ctx, agg_id))
     listed = province.run("ldc_b", lambda ctx: aggregations.list_aggregations(ctx, Page()))
     assert listed == []
+
+
+def test_tso_sees_the_dsos_virtual_resource_not_the_ders_inside(province: Province) -> None:
+    agg_id = enrol(province, "ldc_a", "dso-vr", ["a1"], ENERGY, approve_as=["ldc_a"])
+    view = province.run("tso", lambda ctx: aggregations.get_aggregation(ctx, agg_id))
+    assert view.aggregation.approved_capacity_kw() == 60.0  # type: ignore[attr-defined]
+    assert view.members == []  # type: ignore[attr-defined]
+    seen = province.run("tso", lambda ctx: {d.name for d in ders.list_ders(ctx, Page())})
+    assert "der-a1" not in seen
+
+
+def test_minimal_dso_may_not_aggregate(province: Province) -> None:
+    from gridbridge.domain.coordination import ModelName
+    from gridbridge.services import tdis
+
+    province.run(
+        "ldc_a",
+        lambda ctx: tdis.schedule_model_change(
+            ctx, province.tdis["tdi_a"], ModelName.ALT1_MINIMAL_DSO, T0 + timedelta(days=1)
+        ),
+    )
+    province.clock.advance(timedelta(days=2))
+    with pytest.raises(ConflictError) as caught:
+        enrol(province, "ldc_a", "not-allowed", ["a1"], ENERGY)
+    assert caught.value.code == "aggregation.model_forbids_aggregator"
