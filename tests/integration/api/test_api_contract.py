@@ -136,6 +136,21 @@ def test_negative_capacity_is_a_schema_violation_naming_the_field(province: Prov
     assert state(province) == before
 
 
+@pytest.mark.parametrize("number", ["Infinity", "1e400"])
+def test_infinite_capacity_is_refused_naming_the_field(province: Province, client: TestClient, number: str) -> None:
+    """JSON parsers accept Infinity and overflowing literals; the domain refuses them as not finite."""
+    before = state(province)
+    point = province.points["tdi_a"][9]
+    content = (
+        f'{{"name": "x", "technology": "pv", "p_export_kw": {number}, "p_import_kw": 0, '
+        f'"connection_point_id": {point}}}'
+    )
+    headers = {**auth(province, "owner_1"), "content-type": "application/json"}
+    response = client.post("/ders", content=content, headers=headers)
+    assert_problem(response, 422, "validation.not_finite", "p_export_kw")
+    assert state(province) == before
+
+
 def test_missing_capacity_is_a_schema_violation_naming_the_field(province: Province, client: TestClient) -> None:
     before = state(province)
     response = client.post("/ders", json=der_body(province, p_import_kw=...), headers=auth(province, "owner_1"))

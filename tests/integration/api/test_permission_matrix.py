@@ -656,3 +656,32 @@ def test_requests_without_a_usable_token_are_refused_everywhere(provinces: Provi
             assert response.status_code == 401, (method, template, headers)
             assert response.json()["code"] == "auth.unauthenticated"
     assert m.audit_count() == audit_before
+
+
+def _routes_with_ids() -> Iterator[Any]:
+    for (method, template), cells in EXPECTED.items():
+        if not path_params(template):
+            continue
+        allowed = next(role for role in ROLES if cells[role].succeeds)
+        yield pytest.param(method, template, allowed, id=f"{method} {template} as {allowed}")
+
+
+@pytest.mark.parametrize(("method", "template", "role"), list(_routes_with_ids()))
+def test_unknown_ids_answer_not_found_naming_the_field(
+    provinces: Provinces, method: str, template: str, role: str
+) -> None:
+    """For a caller allowed to use the route, an unknown id (each path parameter in turn, outermost first)
+    answers 404 naming that parameter, and changes nothing."""
+    m = provinces.get("shared")
+    params = CALLS[(method, template)].params(m)
+    audit_before = m.audit_count()
+    names = path_params(template)
+    for index, name in enumerate(names):
+        # ids left of the unknown one are real, ids right of it are unknown too (they cannot be reached)
+        probe = {n: (params[n] if i < index else MISSING_ID) for i, n in enumerate(names)}
+        response = _send(m, method, template, role, probe)
+        assert response.status_code == 404, (name, response.json())
+        assert response.headers["content-type"].startswith(PROBLEM_JSON)
+        assert response.json()["code"] == "not_found"
+        assert response.json()["field"] == name
+    assert m.audit_count() == audit_before
