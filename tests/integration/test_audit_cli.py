@@ -37,7 +37,7 @@ def records(province: Province) -> list[tuple[int, str]]:
 def tamper(province: Province, sql: str, **params: object) -> None:
     with province.platform.engine.begin() as conn:
         changed = conn.execute(text(sql), params)
-        assert changed.rowcount == 1  # type: ignore[attr-defined]
+        assert changed.rowcount == 1
 
 
 def a_commission_record(province: Province) -> int:

@@ -229,7 +229,7 @@ def route_keys(app: FastAPI) -> set[tuple[str, str]]:
     found: list[tuple[set[str], str]] = []
     iter_contexts = getattr(fastapi_routing, "iter_route_contexts", None)
     if iter_contexts is None:
-        found = [(set(r.methods), r.path) for r in app.routes if isinstance(r, APIRoute)]
+        found = [(set(r.methods or ()), r.path) for r in app.routes if isinstance(r, APIRoute)]
     else:
         for context in iter_contexts(app.routes):
             if isinstance(context.original_route, APIRoute):

@@ -28,7 +28,7 @@ from gridbridge.store.tables import ders as ders_table
 from registry_province import T0, Province, build_province, enrol, small_network
 
 PROBLEM_JSON = "application/problem+json"
-ENERGY = {Service.WHOLESALE_ENERGY: 50.0}
+ENERGY: dict[Service, float | None] = {Service.WHOLESALE_ENERGY: 50.0}
 
 
 @pytest.fixture
