@@ -489,6 +489,12 @@ def test_bad_token_is_unauthenticated(province: Province, client: TestClient) ->
     assert_problem(response, 401, "auth.unauthenticated", "authorization")
 
 
+def test_authentication_comes_before_schema_checks(province: Province, client: TestClient) -> None:
+    """Without a token nothing about the request is judged: a bad body or bad paging still answers 401."""
+    assert_problem(client.post("/ders", json={"p_export_kw": -1}), 401, "auth.unauthenticated")
+    assert_problem(client.get("/ders", params={"limit": 0}), 401, "auth.unauthenticated")
+
+
 def test_issued_token_works_and_its_replay_does_not_reveal_it(province: Province, client: TestClient) -> None:
     headers = {**auth(province, "agg_2"), "Idempotency-Key": "new-token"}
     issued = client.post("/me/tokens", json={"label": "dispatch robot"}, headers=headers)
