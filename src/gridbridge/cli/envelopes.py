@@ -1,8 +1,293 @@
-"""``gridbridge envelopes``: compute and publish dynamic operating envelopes."""
+"""``gridbridge envelopes``: compute dynamic operating envelopes and hosting capacity without a database.
+
+``gridbridge envelopes compute --network simbench:CODE ... --out FILE.csv`` loads a SimBench grid (or a
+pandapower JSON file), forecasts from its SimBench profiles (or its stored values with ``--profiles none``),
+computes and AC-verifies the envelopes, and writes one CSV row per (connection point, interval); with
+``--plots DIR`` also the envelope heatmap and the voltage profile at the limits (PNG and HTML).
+``gridbridge envelopes hosting-capacity`` writes each point's worst-case hosting capacity.
+The CSV columns are documented in docs/envelopes.md.
+"""
 
 from __future__ import annotations
 
-import typer
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
 
-app = typer.Typer(help="Dynamic operating envelopes: compute, verify with AC power flow, publish.",
-                  no_args_is_help=True)
+import numpy as np
+import pandas as pd
+import typer
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from gridbridge.adapters.network_io import load_pandapower_source
+from gridbridge.adapters.powerflow.forecast import SimbenchProfileForecast, StoredValuesForecast
+from gridbridge.adapters.powerflow.network import AcBackend, PandapowerEnvelopeNetwork
+from gridbridge.cli.output import console, reported_errors
+from gridbridge.domain.clock import SystemClock
+from gridbridge.domain.envelopes import (
+    INTERVAL_INVALID,
+    AllocationPolicy,
+    Direction,
+    NetworkLimits,
+    validate_interval_minutes,
+)
+from gridbridge.domain.errors import ValidationFailed
+from gridbridge.services.envelopes import (
+    EnvelopeRequest,
+    EnvelopeRun,
+    HostingCapacityRun,
+    compute_envelopes,
+    compute_hosting_capacity,
+)
+from gridbridge.services.envelopes_ports import ForecastSource
+
+app = typer.Typer(
+    help="Dynamic operating envelopes: compute, verify with AC power flow, publish.", no_args_is_help=True
+)
+
+#: Default start: the first interval of SimBench's profile year.
+DEFAULT_START = "2016-01-01T00:00:00Z"
+CSV_COLUMNS = (
+    "bus",
+    "interval_start",
+    "interval_end",
+    "p_export_max_kw",
+    "p_import_max_kw",
+    "binding",
+    "binding_export",
+    "binding_import",
+    "feeder",
+    "export_status",
+    "import_status",
+)
+
+
+def parse_start(text: str) -> datetime:
+    """An ISO 8601 time with a zone (``Z`` or an offset), as UTC; a time without zone is refused."""
+    try:
+        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise ValidationFailed(
+            f"--start {text!r} is not an ISO 8601 time", field="start", code=INTERVAL_INVALID
+        ) from exc
+    if value.tzinfo is None:
+        raise ValidationFailed(
+            f"--start {text!r} has no time zone; add Z (UTC) or an offset such as -05:00",
+            field="start",
+            code=INTERVAL_INVALID,
+        )
+    return value.astimezone(UTC)
+
+
+def _floor_kw(values: np.ndarray) -> np.ndarray:
+    """Limits rounded down to the watt, so a published value never exceeds the computed one."""
+    return np.floor(np.asarray(values, dtype=np.float64) * 1000.0 + 1e-9) / 1000.0
+
+
+def envelope_table(run: EnvelopeRun) -> pd.DataFrame:
+    """The CSV table: one row per (interval start, connection point), columns ``CSV_COLUMNS``."""
+    t, m = run.intervals, len(run.point_names)
+    starts = [s.isoformat().replace("+00:00", "Z") for s in run.interval_starts]
+    ends = [run.interval_end(k).isoformat().replace("+00:00", "Z") for k in range(t)]
+    exp_lab = run.binding_labels(Direction.EXPORT).reshape(-1)
+    imp_lab = run.binding_labels(Direction.IMPORT).reshape(-1)
+    binding = pd.Series(exp_lab, dtype=object)
+    binding = "export=" + binding.astype(str) + ";import=" + pd.Series(imp_lab, dtype=object).astype(str)
+    feeders = np.array([f or "" for f in run.point_feeders], dtype=object)
+    return pd.DataFrame(
+        {
+            "bus": np.tile(np.array(run.point_names, dtype=object), t),
+            "interval_start": np.repeat(np.array(starts, dtype=object), m),
+            "interval_end": np.repeat(np.array(ends, dtype=object), m),
+            "p_export_max_kw": _floor_kw(run.export.p_max_kw.reshape(-1)),
+            "p_import_max_kw": _floor_kw(run.import_.p_max_kw.reshape(-1)),
+            "binding": binding.to_numpy(),
+            "binding_export": exp_lab,
+            "binding_import": imp_lab,
+            "feeder": np.tile(feeders, t),
+            "export_status": np.repeat(np.array(run.export.status, dtype=object), m),
+            "import_status": np.repeat(np.array(run.import_.status, dtype=object), m),
+        },
+        columns=list(CSV_COLUMNS),
+    )
+
+
+def _network(source: str, backend: AcBackend) -> PandapowerEnvelopeNetwork:
+    net = load_pandapower_source(source)
+    return PandapowerEnvelopeNetwork(net, name=source, ac_backend=backend)
+
+
+def _forecast(network: PandapowerEnvelopeNetwork, profiles: str) -> ForecastSource:
+    if profiles == "simbench":
+        return SimbenchProfileForecast(network)
+    if profiles == "none":
+        return StoredValuesForecast(network)
+    raise ValidationFailed(f"--profiles must be simbench or none, not {profiles!r}", field="profiles")
+
+
+def _intervals(intervals: int | None, interval_minutes: int, profiles: str) -> int:
+    validate_interval_minutes(interval_minutes)
+    if profiles == "none":
+        if intervals not in (None, 1):
+            raise ValidationFailed(
+                "--profiles none uses the network's stored values as a single-interval forecast; "
+                "drop --intervals or set it to 1",
+                field="intervals",
+                code=INTERVAL_INVALID,
+            )
+        return 1
+    return intervals if intervals is not None else 24 * 60 // interval_minutes
+
+
+def _print_summary(run: EnvelopeRun, out: Path) -> None:
+    summary = run.summary()
+    table = Table(title=f"Operating envelopes, {run.network_name}", show_lines=False)
+    table.add_column("")
+    table.add_column("export", justify="right")
+    table.add_column("import", justify="right")
+    for label, key, fmt in (
+        ("limit min (kW)", "kw_min", "{:.3f}"),
+        ("limit mean (kW)", "kw_mean", "{:.3f}"),
+        ("limit max (kW)", "kw_max", "{:.3f}"),
+        ("intervals verified", "verified", "{}"),
+        ("intervals infeasible (base case)", "infeasible", "{}"),
+        ("intervals beyond tolerance", "failed", "{}"),
+        ("max voltage excursion (pu)", "max_v_violation_pu", "{:.5f}"),
+        ("max loading overshoot (%)", "max_loading_overshoot_pct", "{:.3f}"),
+        ("AC rounds (max)", "rounds_max", "{}"),
+    ):
+        values = [summary.get(f"{d}_{key}") for d in ("export", "import")]
+        table.add_row(label, *("-" if v is None else fmt.format(v) for v in values))
+    console.print(table)
+    timings = ", ".join(f"{k} {v:.2f}s" for k, v in run.log.timings_s.items())
+    console.print(
+        f"{summary['points']} connection points x {summary['intervals']} intervals -> {out}; "
+        f"de-energised points: {summary['de_energised_points']}; "
+        f"base-case intervals beyond limits: {summary['base_intervals_beyond_limits']}"
+    )
+    console.print(f"timings: {timings}")
+
+
+@app.command("compute")
+def compute(
+    network: Annotated[str, typer.Option("--network", help="simbench:CODE or a pandapower JSON file")],
+    out: Annotated[Path, typer.Option("--out", help="CSV file to write (one row per point and interval)")],
+    intervals: Annotated[
+        int | None, typer.Option("--intervals", min=1, help="Number of intervals (default: 24 h)")
+    ] = None,
+    interval_minutes: Annotated[int, typer.Option("--interval-minutes", help="Interval length: 5, 15 or 30")] = 5,
+    policy: Annotated[AllocationPolicy, typer.Option("--policy", help="Allocation policy")] = AllocationPolicy.EQUAL,
+    v_min: Annotated[float, typer.Option("--v-min", help="Lower voltage limit (pu)")] = 0.95,
+    v_max: Annotated[float, typer.Option("--v-max", help="Upper voltage limit (pu)")] = 1.05,
+    max_loading_pct: Annotated[
+        float, typer.Option("--max-loading-pct", help="Loading limit of lines and transformers (%)")
+    ] = 100.0,
+    tdi_reverse_limit_kw: Annotated[
+        float | None, typer.Option("--tdi-reverse-limit-kw", help="Reverse-flow limit at the T-D interface (kW)")
+    ] = None,
+    profiles: Annotated[
+        str, typer.Option("--profiles", help="simbench: SimBench profiles; none: the stored values, one interval")
+    ] = "simbench",
+    start: Annotated[str, typer.Option("--start", help="First interval start, ISO 8601 with zone")] = DEFAULT_START,
+    plots: Annotated[Path | None, typer.Option("--plots", help="Directory for the heatmap and profile plots")] = None,
+    ac_backend: Annotated[
+        str, typer.Option("--ac-backend", help="batched (all intervals at once) or runpp (pandapower per interval)")
+    ] = "batched",
+    log: Annotated[Path | None, typer.Option("--log", help="Write the calculation log as JSON here")] = None,
+) -> None:
+    """Compute AC-verified operating envelopes for every connection point (bus with a load) and interval."""
+    with reported_errors():
+        if ac_backend not in ("batched", "runpp"):
+            raise ValidationFailed(f"--ac-backend must be batched or runpp, not {ac_backend!r}", field="ac_backend")
+        n_intervals = _intervals(intervals, interval_minutes, profiles)
+        request = EnvelopeRequest(
+            start=parse_start(start),
+            intervals=n_intervals,
+            interval_minutes=interval_minutes,
+            policy=policy,
+            limits=NetworkLimits(
+                v_min_pu=v_min,
+                v_max_pu=v_max,
+                max_loading_pct=max_loading_pct,
+                tdi_reverse_limit_kw=tdi_reverse_limit_kw,
+            ),
+        )
+        with console.status(f"loading {network} ..."):
+            model = _network(network, "runpp" if ac_backend == "runpp" else "batched")
+            source = _forecast(model, profiles)
+        with Progress(
+            TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TimeElapsedColumn(), console=console
+        ) as bar:
+            task = bar.add_task("envelopes", total=1)
+
+            def progress(stage: str, done: int, total: int) -> None:
+                bar.update(task, description=stage, completed=done, total=total)
+
+            run = compute_envelopes(request, model, source, clock=SystemClock(), progress=progress)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        envelope_table(run).to_csv(out, index=False)
+        if log is not None:
+            log.parent.mkdir(parents=True, exist_ok=True)
+            log.write_text(json.dumps({"log": run.log.as_dict(), "summary": run.summary()}, indent=2))
+        if plots is not None:
+            from gridbridge.adapters.powerflow.plots import write_plots
+
+            with console.status("writing plots ..."):
+                files = write_plots(run, plots)
+            console.print(
+                f"plots: {files.heatmap_png}, {files.heatmap_html}, {files.profile_png}, {files.profile_html}"
+            )
+        _print_summary(run, out)
+
+
+def hosting_table(run: HostingCapacityRun) -> pd.DataFrame:
+    """One row per connection point: worst-case export and import hosting capacity and binding elements."""
+    worst = run.worst_case()
+    rows = [
+        {
+            "bus": name,
+            "p_export_max_kw": float(_floor_kw(np.array([exp]))[0]),
+            "binding_export": exp_b,
+            "p_import_max_kw": float(_floor_kw(np.array([imp]))[0]),
+            "binding_import": imp_b,
+        }
+        for name, (exp, exp_b, imp, imp_b) in worst.items()
+    ]
+    return pd.DataFrame(rows, columns=["bus", "p_export_max_kw", "binding_export", "p_import_max_kw", "binding_import"])
+
+
+@app.command("hosting-capacity")
+def hosting(
+    network: Annotated[str, typer.Option("--network", help="simbench:CODE or a pandapower JSON file")],
+    out: Annotated[Path, typer.Option("--out", help="CSV file to write (one row per connection point)")],
+    intervals: Annotated[
+        int | None, typer.Option("--intervals", min=1, help="Number of intervals (default: 24 h)")
+    ] = None,
+    interval_minutes: Annotated[int, typer.Option("--interval-minutes", help="Interval length: 5, 15 or 30")] = 15,
+    v_min: Annotated[float, typer.Option("--v-min", help="Lower voltage limit (pu)")] = 0.95,
+    v_max: Annotated[float, typer.Option("--v-max", help="Upper voltage limit (pu)")] = 1.05,
+    max_loading_pct: Annotated[float, typer.Option("--max-loading-pct", help="Loading limit (%)")] = 100.0,
+    profiles: Annotated[str, typer.Option("--profiles", help="simbench or none")] = "simbench",
+    start: Annotated[str, typer.Option("--start", help="First interval start, ISO 8601 with zone")] = DEFAULT_START,
+) -> None:
+    """Worst-case hosting capacity of every connection point alone (linear screening; see docs/envelopes.md)."""
+    with reported_errors():
+        request = EnvelopeRequest(
+            start=parse_start(start),
+            intervals=_intervals(intervals, interval_minutes, profiles),
+            interval_minutes=interval_minutes,
+            limits=NetworkLimits(v_min_pu=v_min, v_max_pu=v_max, max_loading_pct=max_loading_pct),
+        )
+        with console.status(f"computing hosting capacity of {network} ..."):
+            model = _network(network, "batched")
+            run = compute_hosting_capacity(request, model, _forecast(model, profiles), clock=SystemClock())
+        out.parent.mkdir(parents=True, exist_ok=True)
+        table = hosting_table(run)
+        table.to_csv(out, index=False)
+        console.print(
+            f"{len(table)} connection points -> {out}; export {table.p_export_max_kw.min():.1f}.."
+            f"{table.p_export_max_kw.max():.1f} kW, import {table.p_import_max_kw.min():.1f}.."
+            f"{table.p_import_max_kw.max():.1f} kW"
+        )
