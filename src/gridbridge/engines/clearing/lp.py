@@ -10,7 +10,8 @@ and, with a shortage price, one energy and one reserve shortage variable. Rows:
 * per interface ``k`` (deliverability, when reserve is cleared): ``sum_r df_rk (sigma_r x_r + u_r) <= max_k``
 * per resource offering reserve with a capacity: ``x_r + u_r <= capacity_r``
 
-Objective: ``min sum price_s x_s + sum reserve_price_s u_s + shortage_price * shortages``.
+Objective: ``min sum sigma_r price_s x_s + sum reserve_price_s u_s + shortage_price * shortages`` (a bid's
+consumption counts as value, hence ``-price``).
 
 Prices from duals: ``lambda`` (balance), ``y_k`` (interface), ``z_k`` (deliverability), ``rho`` (reserve).
 Energy price at ``k``: ``lambda + y_k + z_k``; congestion component ``y_k + z_k``; reserve price at
