@@ -96,14 +96,15 @@ class Commands:
             ctx = self._context(uow)
             result = use_case(ctx)
             body: Any = render(result).model_dump(mode="json")
-            if key is not None:
-                uow.idempotency.save(
-                    self.caller.user_id,
-                    key,
-                    StoredResponse(request_hash, status_code, redact(body) if redact else body),
-                    self.state.clock.now(),
-                )
             try:
+                if key is not None:
+                    stored_body = redact(body) if redact else body
+                    uow.idempotency.save(
+                        self.caller.user_id,
+                        key,
+                        StoredResponse(request_hash, status_code, stored_body),
+                        self.state.clock.now(),
+                    )
                 uow.commit()
             except IntegrityError:
                 if key is None:

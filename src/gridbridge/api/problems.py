@@ -42,7 +42,9 @@ def problem(
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
 
 
-def _field_of(loc: tuple[Any, ...]) -> str:
+def _field_of(loc: tuple[Any, ...], error_type: str = "") -> str:
+    if error_type == "json_invalid":
+        return "body"  # the location of a JSON syntax error is a character offset, not a field
     parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
     return ".".join(parts) or ".".join(str(p) for p in loc)
 
@@ -57,7 +59,10 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _schema(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [{"field": _field_of(tuple(e["loc"])), "rule": e["type"], "message": e["msg"]} for e in exc.errors()]
+        errors = [
+            {"field": _field_of(tuple(e["loc"]), e["type"]), "rule": e["type"], "message": e["msg"]}
+            for e in exc.errors()
+        ]
         first = errors[0] if errors else {"field": None, "rule": "invalid", "message": "invalid request"}
         return problem(
             422,

@@ -31,7 +31,7 @@ def import_network(
         if found is None:
             raise NotFound(f"no T-D interface named {tdi!r}", field="tdi")
         with console.status(f"importing {source} ..."), platform.context() as ctx:
-            summary = networks.import_network(ctx, found.id, source, replace=replace)
+            summary = networks.import_network(ctx, found.id, source, replace=replace, allow_files=True)
         console.print(
             f"imported {summary.source} into [bold]{tdi}[/]: {summary.buses} buses, {summary.lines} lines, "
             f"{summary.transformers} transformers, {summary.feeders} feeders, "

@@ -161,6 +161,14 @@ class AggregationScope:
             return aggregation.aggregator_id == self.dso_id or any(m.dso_id == self.dso_id for m in aggregation.members)
         return self.wholesale_only and bool(aggregation.services & WHOLESALE_SERVICES)
 
+    def shows_distribution_factors(self, aggregation: Aggregation) -> bool:
+        """True when the caller may see how the aggregation's capacity spreads over T-D interfaces: the
+        aggregator, observers and the TSO (which models a multi-interface response with them), but not an LDC,
+        unless it runs the aggregation itself."""
+        if self.dso_id is not None:
+            return aggregation.aggregator_id == self.dso_id
+        return self.allows(aggregation)
+
     def allows_member(self, aggregation: Aggregation, member: AggregationMember, der: Der | None) -> bool:
         """True when the caller may see this member of an aggregation it may see."""
         if self.everything or self.aggregator_id is not None:

@@ -125,9 +125,9 @@ def view(ctx: Context, aggregation: Aggregation) -> AggregationView:
         for m in aggregation.members
         if scope.allows_member(aggregation, m, ctx.uow.ders.get(m.der_id) if scope.der_scope else None)
     ]
-    return AggregationView(
-        aggregation, members, aggregation.distribution_factors(), [m.id for m in members if m.overdue(now)]
-    )
+    # an LDC sees its own members only; the spread of capacity over other LDCs' territories is not its business
+    factors = aggregation.distribution_factors() if scope.shows_distribution_factors(aggregation) else {}
+    return AggregationView(aggregation, members, factors, [m.id for m in members if m.overdue(now)])
 
 
 def get_aggregation(ctx: Context, aggregation_id: str) -> AggregationView:
@@ -213,8 +213,9 @@ def request_members(
     return created
 
 
-def _member(aggregation: Aggregation, member_id: str) -> AggregationMember:
-    for member in aggregation.members:
+def _member(ctx: Context, aggregation: Aggregation, member_id: str) -> AggregationMember:
+    """A member of ``aggregation`` that the caller may see; a hidden member is reported like a missing one."""
+    for member in view(ctx, aggregation).members:
         if member.id == member_id:
             return member
     raise NotFound(f"no member {member_id}", field="member_id")
@@ -258,7 +259,7 @@ def review_member(
     category and a reason. The aggregation's market standing is re-derived (suspended below its minimum)."""
     require_action(ctx.caller, Action.MEMBER_REVIEW)
     aggregation = _visible_aggregation(ctx, aggregation_id)
-    member = _member(aggregation, member_id)
+    member = _member(ctx, aggregation, member_id)
     if not is_system(ctx.caller) and member.dso_id != ctx.caller.participant_id:
         raise PermissionDenied("only the member DER's LDC may review it", field="member_id", code=NOT_MEMBER_LDC)
     if member.status is not MemberStatus.PENDING:
@@ -296,7 +297,7 @@ def review_member(
 def dispute_rejection(ctx: Context, aggregation_id: str, member_id: str, statement: str) -> AggregationMember:
     """The aggregator records a dispute against an LDC's rejection of a member."""
     aggregation = _own_aggregation(ctx, aggregation_id, Action.MEMBER_DISPUTE)
-    member = _member(aggregation, member_id)
+    member = _member(ctx, aggregation, member_id)
     if member.status is not MemberStatus.REJECTED:
         raise ConflictError(
             "only a rejected membership can be disputed",
@@ -314,7 +315,7 @@ def dispute_rejection(ctx: Context, aggregation_id: str, member_id: str, stateme
 def withdraw_member(ctx: Context, aggregation_id: str, member_id: str) -> AggregationMember:
     """The aggregator takes a DER out of an aggregation (pending or approved)."""
     aggregation = _own_aggregation(ctx, aggregation_id, Action.AGGREGATION_MEMBERSHIP)
-    member = _member(aggregation, member_id)
+    member = _member(ctx, aggregation, member_id)
     if not member.is_live():
         raise ConflictError(
             f"membership is {member.status.value}",

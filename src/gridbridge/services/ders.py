@@ -18,9 +18,6 @@ OUTSIDE_TERRITORY = register_code("der.outside_territory", 422, "The connection 
 OWNER_NOT_DER_OWNER = register_code(
     "der.owner_not_der_owner", 422, "owner_id must name a participant with role der_owner"
 )
-NOT_TERRITORY_DSO = register_code(
-    "der.not_territory_dso", 403, "Only the LDC whose territory holds the DER may do this"
-)
 
 
 def request_interconnection(
@@ -110,7 +107,7 @@ def _territory_der(ctx: Context, der_id: str, action: Action) -> Der:
     require_action(ctx.caller, action)
     der = get_der(ctx, der_id)
     if not is_system(ctx.caller) and der.dso_id != ctx.caller.participant_id:
-        raise PermissionDenied("only the DER's LDC may do this", field="der_id", code=NOT_TERRITORY_DSO)
+        raise PermissionDenied("only the DER's LDC may do this", field="der_id")
     return der
 
 

@@ -800,7 +800,8 @@ def compute_envelopes(
 @dataclass(frozen=True, eq=False)
 class HostingCapacityRun:
     """Hosting capacity per interval (T) and connection point (m) for export and import, binding labels,
-    and ``infeasible`` flags where the base case already breaks a limit the point influences."""
+    ``infeasible`` flags where the base case already breaks a limit the point influences, and the AC
+    verification status of each value (``verified``, ``failed``, ``infeasible``, ``not_verified``)."""
 
     point_names: tuple[str, ...]
     interval_starts: tuple[datetime, ...]
@@ -810,6 +811,8 @@ class HostingCapacityRun:
     binding_import: Any
     infeasible_export: BoolArray
     infeasible_import: BoolArray
+    status_export: Any
+    status_import: Any
     log: CalculationLog
 
     def worst_case(self) -> dict[str, tuple[float, str, float, str]]:
@@ -844,15 +847,98 @@ class HostingCapacityRun:
         return True, None
 
 
+def _verify_hosting(
+    prep: _Prepared,
+    request: EnvelopeRequest,
+    direction: Direction,
+    p_max_kw: FloatArray,
+    binding: IntArray,
+    infeasible: BoolArray,
+    chunk: int,
+) -> tuple[FloatArray, IntArray, Any]:
+    """AC-check each point alone at its hosting capacity (one snapshot per point, ``chunk`` at a time),
+    re-linearise and tighten like the envelopes; return limits, binding codes and a (T, m) status array."""
+    t, m = p_max_kw.shape
+    sign = 1.0 if direction is Direction.EXPORT else -1.0
+    p_out = p_max_kw.copy()
+    b_out = binding.copy()
+    status = np.full((t, m), NOT_VERIFIED, dtype=object)
+    energised = np.flatnonzero(prep.points.energised)
+    fc = prep.forecast
+    rounds = request.refine_rounds + request.max_tighten_rounds
+    for k in range(t):
+        for lo in range(0, len(energised), chunk):
+            cols = energised[lo : lo + chunk]
+            c = len(cols)
+            skip = infeasible[k, cols]
+            h = p_out[k, cols].copy()
+            b = b_out[k, cols].copy()
+            good = np.full(c, np.nan)
+            ok = np.zeros(c, dtype=np.bool_)
+            fails = np.zeros(c, dtype=np.int64)
+            buses = prep.point_buses[cols]
+            rows = np.arange(c)
+            for rnd in range(rounds + 1):
+                p = np.repeat(fc.p_inj_mw[k][None, :], c, axis=0)
+                q = np.repeat(fc.q_inj_mvar[k][None, :], c, axis=0)
+                p[rows, buses] = sign * h / 1000.0
+                q[rows, buses] = 0.0
+                ac = prep.network.run_ac(p, q)
+                chk = check_ac(ac, request.limits, request.tolerance, prep.bus_mask, prep.branch_mask)
+                ok = chk.within_tolerance
+                good = np.where(ok, h, good)
+                if rnd == rounds:
+                    break
+                refining = rnd < request.refine_rounds
+                todo = ~skip if refining else (~ok & ~skip)
+                idx = np.flatnonzero(todo)
+                if len(idx) == 0:
+                    if refining:
+                        continue
+                    break
+                sub = _take(ac, idx)
+                conv = sub.converged
+                new_h = h[idx] * 0.5
+                new_b = b[idx].copy()
+                cidx = np.flatnonzero(conv)
+                if len(cidx):
+                    cp_p = np.repeat(fc.p_inj_mw[k][prep.point_buses][None, :], len(cidx), axis=0)
+                    cp_q = np.repeat(fc.q_inj_mvar[k][prep.point_buses][None, :], len(cidx), axis=0)
+                    own = cols[idx[cidx]]
+                    cp_p[np.arange(len(cidx)), own] = sign * h[idx[cidx]] / 1000.0
+                    cp_q[np.arange(len(cidx)), own] = 0.0
+                    state = _state(prep, _take(sub, cidx), cp_p, cp_q)
+                    res = hosting_capacity(prep.radial, state, prep.points, request.limits, direction)
+                    cand = res.p_max_kw[np.arange(len(cidx)), own]
+                    if not refining:
+                        shrink = 1.0 - 0.01 * (1 + fails[idx[cidx]])
+                        cand = np.minimum(cand, h[idx[cidx]] * shrink)
+                    new_h[cidx] = cand
+                    new_b[cidx] = res.binding[np.arange(len(cidx)), own]
+                fails[idx] += 0 if refining else 1
+                h[idx] = new_h
+                b[idx] = new_b
+            back = ~ok & np.isfinite(good)
+            h = np.where(back, good, h)
+            p_out[k, cols] = h
+            b_out[k, cols] = b
+            status[k, cols] = np.where(ok | back, VERIFIED, np.where(skip, INFEASIBLE, FAILED))
+    status[:, ~prep.points.energised] = NO_POINTS
+    return p_out, b_out, status
+
+
 def compute_hosting_capacity(
     request: EnvelopeRequest,
     network: EnvelopeNetwork,
     forecast: ForecastSource,
     *,
     clock: Clock,
+    chunk: int = 256,
 ) -> HostingCapacityRun:
     """Largest export and import at each connection point alone, every other point at forecast, for each
-    interval of ``request`` (policy, rounds and verification settings are not used)."""
+    interval of ``request``. With ``request.verify`` every value is checked by an AC power flow with that
+    point alone at it (one snapshot per point and interval, solved ``chunk`` at a time) and re-linearised
+    and tightened like the envelopes (``refine_rounds``, ``max_tighten_rounds``); the policy is not used."""
     t0 = time.perf_counter()
     prep = _prepare(request, network, forecast)
     fc = prep.forecast
@@ -860,29 +946,49 @@ def compute_hosting_capacity(
     state = _state(prep, base_ac, fc.p_inj_mw[:, prep.point_buses], fc.q_inj_mvar[:, prep.point_buses])
     exp = hosting_capacity(prep.radial, state, prep.points, request.limits, Direction.EXPORT)
     imp = hosting_capacity(prep.radial, state, prep.points, request.limits, Direction.IMPORT)
+    timings = {"linear": time.perf_counter() - t0}
+    shape = exp.p_max_kw.shape
+    status_exp = np.full(shape, NOT_VERIFIED, dtype=object)
+    status_imp = np.full(shape, NOT_VERIFIED, dtype=object)
+    exp_p, exp_b, imp_p, imp_b = exp.p_max_kw, exp.binding, imp.p_max_kw, imp.binding
+    if request.verify:
+        t1 = time.perf_counter()
+        exp_p, exp_b, status_exp = _verify_hosting(
+            prep, request, Direction.EXPORT, exp.p_max_kw, exp.binding, exp.infeasible, chunk
+        )
+        imp_p, imp_b, status_imp = _verify_hosting(
+            prep, request, Direction.IMPORT, imp.p_max_kw, imp.binding, imp.infeasible, chunk
+        )
+        timings["verification"] = time.perf_counter() - t1
     labels = np.asarray(prep.radial.constraint_labels(), dtype=object)
     log = CalculationLog(
         computed_at=clock.now(),
         gridbridge_version=gridbridge.__version__,
-        method="hosting capacity of each point alone on the radial linearised model around an AC base case",
+        method="hosting capacity of each point alone: radial linearised model around an AC base case, "
+        "then AC check of each point at its value, re-linearisation and tightening",
         policy="alone",
         ac_backend=prep.network.ac_backend,
         parameters={
             "v_min_pu": request.limits.v_min_pu,
             "v_max_pu": request.limits.v_max_pu,
             "max_loading_pct": request.limits.max_loading_pct,
+            "verify": request.verify,
+            "refine_rounds": request.refine_rounds,
+            "max_tighten_rounds": request.max_tighten_rounds,
         },
         inputs={"network": prep.network.name, "intervals": request.intervals, "start": request.start.isoformat()},
-        timings_s={"total": time.perf_counter() - t0},
+        timings_s=timings,
     )
     return HostingCapacityRun(
         point_names=prep.point_names,
         interval_starts=request.interval_starts,
-        p_export_max_kw=exp.p_max_kw,
-        p_import_max_kw=imp.p_max_kw,
-        binding_export=labels[exp.binding],
-        binding_import=labels[imp.binding],
+        p_export_max_kw=exp_p,
+        p_import_max_kw=imp_p,
+        binding_export=labels[exp_b],
+        binding_import=labels[imp_b],
         infeasible_export=exp.infeasible,
         infeasible_import=imp.infeasible,
+        status_export=status_exp,
+        status_import=status_imp,
         log=log,
     )

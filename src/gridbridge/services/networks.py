@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from gridbridge.domain.errors import NotFound, PermissionDenied, register_code
+from gridbridge.domain.errors import NotFound, PermissionDenied, ValidationFailed, register_code
 from gridbridge.domain.network import NetworkModel
 from gridbridge.domain.permissions import Action, is_system, require_action
 from gridbridge.domain.roles import Role
@@ -14,6 +14,10 @@ from gridbridge.services.ports import ConnectionPointRef
 from gridbridge.services.tdis import get_tdi
 
 NO_LOADER = register_code("network.loader_unavailable", 500, "No network loader is configured on this server")
+SOURCE_NOT_ALLOWED = register_code(
+    "network.source_not_allowed", 422, "Only simbench:CODE sources may be imported over the API; files need the CLI"
+)
+SIMBENCH_PREFIX = "simbench:"
 
 
 class NetworkLoader(Protocol):
@@ -35,12 +39,17 @@ class NetworkSummary:
     connection_points: int
 
 
-def import_network(ctx: Context, tdi_id: str, source: str, *, replace: bool = False) -> NetworkSummary:
+def import_network(
+    ctx: Context, tdi_id: str, source: str, *, replace: bool = False, allow_files: bool = False
+) -> NetworkSummary:
     """Load ``source`` and store it as the interface's network model (the owning DSO only).
 
-    The model is validated before anything is written; replacing an existing model needs ``replace``.
+    The model is validated before anything is written; replacing an existing model needs ``replace``. Only the
+    operator's CLI (``allow_files``) may name a file on the server; remote callers name a SimBench code.
     """
     require_action(ctx.caller, Action.NETWORK_IMPORT)
+    if not allow_files and not source.startswith(SIMBENCH_PREFIX):
+        raise ValidationFailed(f"source {source!r} is not a simbench:CODE", field="source", code=SOURCE_NOT_ALLOWED)
     tdi = get_tdi(ctx.uow, tdi_id)
     if not is_system(ctx.caller) and tdi.dso_id != ctx.caller.participant_id:
         raise PermissionDenied("only the owning DSO may import this interface's network", field="tdi_id")

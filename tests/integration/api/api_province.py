@@ -34,17 +34,14 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import fastapi.routing as fastapi_routing
-import pandapower
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from gridbridge.adapters.network_io import network_to_pandapower
 from gridbridge.domain.aggregation import RejectionCategory
 from gridbridge.domain.coordination import ModelName
 from gridbridge.domain.der import ReviewDecision
@@ -53,7 +50,7 @@ from gridbridge.services import aggregations, ders, tdis
 from gridbridge.services.context import Context
 from gridbridge.store.tables import audit_records
 from gridbridge.store.tables import ders as ders_table
-from registry_province import GRID, T0, Province, build_province, enrol, small_network, spec
+from registry_province import GRID, T0, Province, build_province, enrol, spec
 
 ROLES = ("tso", "ldc_a", "ldc_b", "agg_1", "agg_2", "owner_1", "owner_2", "regulator", "anonymous")
 """Every caller of the matrix: the eight participants of the province and a request without a token."""
@@ -112,12 +109,6 @@ def count_rows(province: Province, table: Any) -> int:
     """Number of rows of ``table`` in the province's database, read in a fresh transaction."""
     with province.platform.unit_of_work() as uow:
         return int(uow.session.execute(select(func.count()).select_from(table)).scalar_one())
-
-
-def write_network_json(path: Path) -> str:
-    """Write the province's small SimBench grid as a pandapower JSON file; return its path (a network source)."""
-    pandapower.to_json(network_to_pandapower(small_network()), str(path))
-    return str(path)
 
 
 def client_for(province: Province) -> TestClient:

@@ -111,6 +111,11 @@ def test_multi_interface_factors_follow_member_capacity(province: Province) -> N
     # each LDC sees the aggregation but only its own members
     seen_b = province.run("ldc_b", lambda ctx: aggregations.get_aggregation(ctx, agg_id))
     assert [m.der_id for m in seen_b.members] == [province.ders["b2"]]  # type: ignore[attr-defined]
+    # nor how the aggregator's capacity spreads over the other LDC's territory
+    assert seen_b.distribution_factors == {}  # type: ignore[attr-defined]
+    # the TSO models the multi-interface response with the factors, so it sees them
+    seen_tso = province.run("tso", lambda ctx: aggregations.get_aggregation(ctx, agg_id))
+    assert seen_tso.distribution_factors == factors  # type: ignore[attr-defined]
 
 
 def test_total_dso_forbids_nothing_to_aggregators_but_tso_sees_no_ders(province: Province) -> None:
