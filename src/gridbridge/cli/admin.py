@@ -73,6 +73,24 @@ def create_token(
         typer.echo(secret)
 
 
+@app.command("revoke")
+def revoke_tokens(
+    username: Annotated[str, typer.Option(help="User whose tokens are revoked")],
+    label: Annotated[str | None, typer.Option(help="Only tokens with this label (default: all)")] = None,
+) -> None:
+    """Revoke a user's API tokens; requests with them answer 401 from then on."""
+    with reported_errors():
+        platform = Platform()
+        platform.upgrade()
+        with platform.unit_of_work() as uow:
+            user = uow.users.by_username(username)
+        if user is None:
+            raise NotFound(f"no user named {username!r}", field="username")
+        with platform.context() as ctx:
+            count = participants.revoke_tokens(ctx, user.id, label)
+        console.print(f"revoked {count} token(s) of [bold]{username}[/]")
+
+
 @app.command("tdi")
 def create_tdi(
     name: Annotated[str, typer.Option(help="T-D interface name (unique)")],

@@ -75,6 +75,26 @@ def issue_token(ctx: Context, user_id: str, label: str = "api") -> str:
     return secret
 
 
+def revoke_tokens(ctx: Context, user_id: str, label: str | None = None) -> int:
+    """Revoke the user's live tokens (only those with ``label`` when given); return how many were revoked.
+
+    The system caller may revoke anyone's tokens; any other caller only its own.
+    """
+    require_action(ctx.caller, Action.TOKEN_CREATE)
+    user = ctx.uow.users.get(user_id)
+    if user is None or (ctx.caller.user_id not in ("system", user_id)):
+        raise NotFound(f"no user {user_id}", field="user_id")
+    now = ctx.clock.now()
+    revoked = 0
+    for token in ctx.uow.tokens.for_user(user.id):
+        if token.revoked_at is None and (label is None or token.label == label):
+            before = token.snapshot()
+            token.revoked_at = now
+            ctx.audit("token.revoke", "api_token", token.id, before, token.snapshot())
+            revoked += 1
+    return revoked
+
+
 def authenticate(uow: UnitOfWork, secret: str | None) -> Caller:
     """Return the caller a token secret belongs to, or raise ``auth.unauthenticated``."""
     if not secret:

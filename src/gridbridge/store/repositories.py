@@ -22,6 +22,7 @@ from gridbridge.store.tables import (
     aggregation_markets,
     aggregation_members,
     aggregations,
+    api_tokens,
     audit_head,
     audit_records,
     ders,
@@ -78,6 +79,9 @@ class SqlTokens:
 
     def by_hash(self, token_hash: str) -> ApiToken | None:
         return self.session.scalars(select(ApiToken).filter_by(token_hash=token_hash)).first()
+
+    def for_user(self, user_id: str) -> list[ApiToken]:
+        return list(self.session.scalars(select(ApiToken).filter_by(user_id=user_id).order_by(api_tokens.c.created_at)))
 
 
 class SqlTdis:

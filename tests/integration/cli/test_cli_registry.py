@@ -98,6 +98,15 @@ def test_admin_flow_network_import_and_audit(db_env: str) -> None:
     assert "connection points" in output
     code, output = _invoke("network", "import", "simbench:1-LV-rural1--0-sw", "--tdi", "Leaside TS")
     assert code == 2  # replacing needs --replace
+    code, output = _invoke("admin", "revoke", "--username", "ops")
+    assert code == 0
+    assert "revoked 1 token" in output
+    with SqlUnitOfWork(session_factory(make_engine(db_env))) as uow:
+        from gridbridge.domain.errors import AuthenticationFailed
+        from gridbridge.services.participants import authenticate
+
+        with pytest.raises(AuthenticationFailed):
+            authenticate(uow, token.strip())
     code, output = _invoke("audit", "verify")
     assert code == 0, output
     assert "intact" in output
