@@ -541,9 +541,13 @@ def cycle(
     repeats: Annotated[int, typer.Option(help="Cycles per size; stage times are the median.", min=1)] = 1,
     baseline_max_ders: Annotated[
         int, typer.Option(help="Run the per-DER LP baseline up to this many DERs; extrapolate beyond.")
-    ] = 100_000,
-    baseline_time_limit: Annotated[float, typer.Option(help="Time limit of the baseline LP, seconds.")] = 120.0,
-    baseline_solver: Annotated[str, typer.Option(help="HiGHS solver for the baseline: simplex or ipm.")] = "simplex",
+    ] = 1_000_000,
+    baseline_time_limit: Annotated[
+        float, typer.Option(help="Wall-clock limit of the baseline LP, seconds; beyond it, extrapolate.")
+    ] = 120.0,
+    baseline_solver: Annotated[
+        str, typer.Option(help="HiGHS solver for the baseline: ipm (fastest at scale) or simplex.")
+    ] = "ipm",
     db: Annotated[Path | None, typer.Option(help="SQLite file for the instructions (default: a temp file).")] = None,
 ) -> None:
     """Benchmark one real-time coordination cycle against a one-LP baseline."""
