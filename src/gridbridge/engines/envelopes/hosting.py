@@ -11,9 +11,11 @@ moves the voltage of node ``i`` by ``R(root..lca(i, c)) d`` and the flow of ever
 - thermal: the smallest edge headroom on the path (a top-down path minimum);
 - the T-D interface flow limits and the per-point cap.
 
-Where the state already breaks the band at a node, every point whose injection moves that node's voltage
-gets zero in that direction (nothing is feasible), flagged with that node. The point's own reactive power is
-held at its state value (the unity-power-factor change is not modelled here).
+Where the state already breaks the band at a node ``i`` (negative headroom), the bound ``h_i / R_lca(i, c)``
+is negative: the point would have to inject less than in the state. Those nodes are handled exactly with the
+largest excess outside the branch towards ``c`` at each ancestor (top-two children per parent). If the
+result is below zero, nothing is feasible: the capacity is zero and flagged. The point's own reactive power
+is held at its state value (the unity-power-factor change is not modelled here).
 """
 
 from __future__ import annotations
@@ -54,15 +56,20 @@ def hosting_capacity(
     rr, _ = sensitivities(network, v)
     r_path = path_sum(network, rr)
 
-    # voltage: min over ancestors a of (subtree-min headroom) / R_a
+    # voltage: min over ancestors a of (subtree-min headroom) / R_a, exact for non-negative headroom;
+    # nodes already beyond the band (negative headroom) are handled exactly by _negative_part
     head = (limits.v_max_pu - v) if export else (v - limits.v_min_pu)
-    broken = head < 0
-    head = np.where(broken, -np.inf, head)
-    sub_min, sub_arg = subtree_min(network, head)
+    positive = np.where(head >= 0, head, np.inf)
+    sub_min, sub_arg = subtree_min(network, positive)
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(r_path > 0, sub_min / r_path, np.inf)
     v_lim, v_anc = path_min(network, ratio)
     v_bus = np.take_along_axis(sub_arg, v_anc, axis=0)
+    if (head < 0).any():
+        neg_lim, neg_bus = _negative_part(network, np.where(head < 0, -head, 0.0), r_path)
+        take = neg_lim < v_lim
+        v_lim = np.where(take, neg_lim, v_lim)
+        v_bus = np.where(take, neg_bus, v_bus)
     v_code = (ConstraintCode.v_max(n) if export else ConstraintCode.v_min(n)) + v_bus
 
     # thermal: smallest headroom on the path
@@ -113,3 +120,51 @@ def network_nodes(points: PointSet) -> tuple[IntArray, BoolArray]:
     """Node indices of the energised points and the mask selecting them."""
     ok = points.energised
     return points.node[ok], ok
+
+
+def _negative_part(network: RadialNetwork, excess: FloatArray, r_path: FloatArray) -> tuple[FloatArray, IntArray]:
+    """``min_i -excess_i / R_lca(i, c)`` for every node c, and the node i attaining it (n, T).
+
+    For an ancestor a of c with child b towards c, the nodes whose lca with c is a are a itself and the
+    subtrees of a's other children; the largest excess there is found from each parent's two largest child
+    subtree maxima. Node c's own subtree has lca c.
+    """
+    n, t = excess.shape
+    sub_max_neg, sub_arg = subtree_min(network, -excess)
+    sub_max = -sub_max_neg
+    # value at each non-root node b (for its parent a): the largest excess over a and b's siblings' subtrees
+    outside = np.zeros((n, t))
+    outside_arg = np.broadcast_to(np.arange(n)[:, None], (n, t)).copy()
+    parent = network.parent
+    for lv in network.levels:
+        lo, hi = lv.lo, lv.hi
+        block = sub_max[lo:hi]
+        sizes = np.diff(np.append(lv.starts, hi - lo))
+        group_of = np.repeat(np.arange(len(lv.starts)), sizes)
+        rows = np.arange(lo, hi)[:, None]
+        top1 = np.maximum.reduceat(block, lv.starts, axis=0)
+        hit = block == top1[group_of]
+        first = np.minimum.reduceat(np.where(hit, rows, np.iinfo(np.int64).max), lv.starts, axis=0)
+        is_first = rows == first[group_of]
+        masked = np.where(is_first, -np.inf, block)
+        top2 = np.maximum.reduceat(masked, lv.starts, axis=0)
+        hit2 = masked == top2[group_of]
+        second = np.minimum.reduceat(np.where(hit2, rows, np.iinfo(np.int64).max), lv.starts, axis=0)
+        sib_val = np.where(is_first, top2[group_of], top1[group_of])
+        sib_node = np.where(is_first, second[group_of], first[group_of])
+        sib_node = np.where(np.isfinite(sib_val), sib_node, 0)
+        cols = np.broadcast_to(np.arange(t)[None, :], sib_node.shape)
+        sib_arg = sub_arg[sib_node, cols]
+        par = parent[lo:hi]
+        own_par = excess[par]
+        use_par = own_par >= np.where(np.isfinite(sib_val), sib_val, -np.inf)
+        outside[lo:hi] = np.where(use_par, own_par, sib_val)
+        outside_arg[lo:hi] = np.where(use_par, np.broadcast_to(par[:, None], (hi - lo, t)), sib_arg)
+    r_par = r_path[np.maximum(parent, 0)]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        val = np.where((parent >= 0)[:, None] & (r_par > 0) & (outside > 0), -outside / r_par, np.inf)
+        own = np.where((r_path > 0) & (sub_max > 0), -sub_max / r_path, np.inf)
+    best, best_node = path_min(network, val)
+    bus = np.take_along_axis(outside_arg, best_node, axis=0)
+    take_own = own < best
+    return np.where(take_own, own, best), np.where(take_own, sub_arg, bus)

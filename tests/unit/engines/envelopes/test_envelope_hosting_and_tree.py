@@ -8,6 +8,7 @@ headroom everywhere the tightest node is the point itself: H = 0.05 / R(j, j).
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from envelope_feeder_fixture import feeder_network, feeder_points, flat_state
 
 from gridbridge.domain.envelopes import Direction, NetworkLimits
@@ -106,3 +107,64 @@ def test_tree_passes_against_brute_force() -> None:
             assert sarg[i, t] in below
             assert vals[parg[i, t], t] == pm[i, t]
             assert parg[i, t] in anc[i]
+
+
+def _random_tree(seed: int, n: int = 40):  # type: ignore[no-untyped-def]
+    from gridbridge.engines.envelopes import BranchParameters, TopologyInputs, build_radial_network, process_topology
+
+    rng = np.random.default_rng(seed)
+    parents = np.array([rng.integers(0, k) for k in range(1, n)])
+    inputs = TopologyInputs(
+        bus_names=tuple(f"n{i}" for i in range(n)),
+        bus_in_service=np.ones(n, dtype=bool),
+        branch_names=tuple(f"e{i}" for i in range(1, n)),
+        branch_kind=("line",) * (n - 1),
+        branch_from_bus=parents,
+        branch_to_bus=np.arange(1, n),
+        branch_in_service=np.ones(n - 1, dtype=bool),
+        switch_names=(),
+        switch_bus=np.zeros(0, dtype=np.int64),
+        switch_kind=(),
+        switch_target=np.zeros(0, dtype=np.int64),
+        switch_closed=np.zeros(0, dtype=bool),
+        slack_buses=np.array([0]),
+    )
+    params = BranchParameters(
+        r_pu=rng.uniform(0.001, 0.05, n - 1),
+        x_pu=np.zeros(n - 1),
+        s_max_mva=np.full(n - 1, np.inf),
+        length_km=np.ones(n - 1),
+    )
+    return build_radial_network(process_topology(inputs), params), rng
+
+
+def test_hosting_capacity_matches_brute_force_with_violations_anywhere() -> None:
+    from gridbridge.engines.envelopes import PointSet
+
+    for seed in range(5):
+        net, rng = _random_tree(seed)
+        n = net.n
+        v = rng.uniform(0.99, 1.056, size=(1, n))  # a few nodes above 1.05
+        v[0, net.is_root] = 1.0
+        cp_nodes = np.flatnonzero(~net.is_root)
+        p0 = rng.uniform(-0.05, 0.3, size=(1, len(cp_nodes)))
+        st = OperatingState(v, np.zeros((1, n)), np.zeros((1, n)), np.zeros(1), p0, np.zeros_like(p0))
+        hc = hosting_capacity(net, st, PointSet(cp_nodes, np.ones(len(cp_nodes))), LIMITS, Direction.EXPORT)
+        # brute force: R_lca(i, j) = sum of r / V_parent over the shared path
+        anc = []
+        for i in range(n):
+            chain, k = set(), i
+            while net.parent[k] >= 0:
+                chain.add(k)
+                k = net.parent[k]
+            anc.append(chain)
+        rr = net.r_pu / v[0, np.maximum(net.parent, 0)]
+        for col, j in enumerate(cp_nodes):
+            best = np.inf
+            for i in range(n):
+                shared = anc[i] & anc[j]
+                r_lca = rr[list(shared)].sum() if shared else 0.0
+                if r_lca > 0:
+                    best = min(best, (LIMITS.v_max_pu - v[0, i]) / r_lca)
+            expected = max(0.0, min(p0[0, col] + best, LIMITS.point_cap_kw / 1000))
+            assert hc.p_max_kw[0, col] == pytest.approx(1000 * expected, rel=1e-9, abs=1e-9), (seed, j)
