@@ -23,7 +23,7 @@ def _platform(url: str | None) -> Platform:
 
 
 @app.command()
-def upgrade(url: UrlOption = None, revision: Annotated[str, typer.Option(help="Target revision")] = "head") -> None:
+def upgrade(url: UrlOption = None, revision: Annotated[str, typer.Option(help="Target revision")] = "heads") -> None:
     """Migrate the database up to the newest schema (or REVISION)."""
     platform = _platform(url)
     schema.upgrade(platform.engine, revision)

@@ -25,8 +25,8 @@ def alembic_config() -> Config:
     return config
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Migrate the database up to ``revision`` (default: the newest)."""
+def upgrade(engine: Engine, revision: str = "heads") -> None:
+    """Migrate the database up to ``revision`` (default: the newest of every branch)."""
     _run(engine, lambda cfg: command.upgrade(cfg, revision))
 
 
@@ -42,8 +42,13 @@ def current_revision(engine: Engine) -> str | None:
 
 
 def head_revision() -> str | None:
-    """The newest migration shipped with this version of gridbridge."""
+    """The newest migration shipped with this version of gridbridge (the history is kept linear)."""
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def head_revisions() -> tuple[str, ...]:
+    """Every branch head (one for a linear history)."""
+    return tuple(ScriptDirectory.from_config(alembic_config()).get_heads())
 
 
 def revisions() -> list[str]:
