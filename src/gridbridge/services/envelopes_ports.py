@@ -19,8 +19,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-import numpy as np
-
 from gridbridge.engines.envelopes import BranchParameters, TopologyInputs
 from gridbridge.engines.envelopes._types import BoolArray, FloatArray, IntArray
 
@@ -127,8 +125,3 @@ class ForecastSource(Protocol):
     def bus_forecast(self, interval_starts: Sequence[datetime], interval_minutes: int) -> BusForecast:
         """Net injections for intervals of ``interval_minutes`` starting at ``interval_starts`` (UTC)."""
         ...
-
-
-def empty_flags(t: int) -> BoolArray:
-    """All-False flags for ``t`` intervals."""
-    return np.zeros(t, dtype=np.bool_)

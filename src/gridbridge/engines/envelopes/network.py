@@ -349,12 +349,3 @@ def path_min(network: RadialNetwork, values: FloatArray) -> tuple[FloatArray, In
     if flat:
         return out[:, 0], arg[:, 0]
     return out, arg
-
-
-def points_matrix(network: RadialNetwork, node: IntArray) -> tuple[IntArray, BoolArray]:
-    """Valid node indices of connection points (``node`` -1 marks de-energised) and the mask of valid ones."""
-    node = np.asarray(node, dtype=np.int64)
-    ok = node >= 0
-    if ok.any() and node[ok].max() >= network.n:
-        raise ValueError("connection point node index out of range")
-    return node[ok], ok
