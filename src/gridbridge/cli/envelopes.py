@@ -161,6 +161,10 @@ def _print_summary(run: EnvelopeRun, out: Path) -> None:
         values = [summary.get(f"{d}_{key}") for d in ("export", "import")]
         table.add_row(label, *("-" if v is None else fmt.format(v) for v in values))
     console.print(table)
+    for key in ("export", "import", "base"):
+        bus, branch = summary.get(f"{key}_worst_bus"), summary.get(f"{key}_worst_branch")
+        if bus or branch:
+            console.print(f"{key}: largest voltage excursion at {bus or '-'}, largest overload on {branch or '-'}")
     timings = ", ".join(f"{k} {v:.2f}s" for k, v in run.log.timings_s.items())
     console.print(
         f"{summary['points']} connection points x {summary['intervals']} intervals -> {out}; "
@@ -271,14 +275,19 @@ def hosting(
     max_loading_pct: Annotated[float, typer.Option("--max-loading-pct", help="Loading limit (%)")] = 100.0,
     profiles: Annotated[str, typer.Option("--profiles", help="simbench or none")] = "simbench",
     start: Annotated[str, typer.Option("--start", help="First interval start, ISO 8601 with zone")] = DEFAULT_START,
+    verify: Annotated[
+        bool,
+        typer.Option("--verify/--no-verify", help="AC-check each point alone at its value (one snapshot per point)"),
+    ] = True,
 ) -> None:
-    """Worst-case hosting capacity of every connection point alone (linear screening; see docs/envelopes.md)."""
+    """Worst-case hosting capacity of every connection point alone (AC-checked unless --no-verify)."""
     with reported_errors():
         request = EnvelopeRequest(
             start=parse_start(start),
             intervals=_intervals(intervals, interval_minutes, profiles),
             interval_minutes=interval_minutes,
             limits=NetworkLimits(v_min_pu=v_min, v_max_pu=v_max, max_loading_pct=max_loading_pct),
+            verify=verify,
         )
         with console.status(f"computing hosting capacity of {network} ..."):
             model = _network(network, "batched")

@@ -292,7 +292,23 @@ class EnvelopeRun:
                 out[f"{key}_max_loading_overshoot_pct"] = float(res.check.loading_overshoot_pct.max(initial=0.0))
                 out[f"{key}_max_tdi_overshoot_kw"] = float(res.check.tdi_overshoot_kw.max(initial=0.0))
                 out[f"{key}_rounds_max"] = int(res.rounds.max(initial=0))
+                out[f"{key}_worst_bus"], out[f"{key}_worst_branch"] = self._worst_elements(res.check)
+        out["base_max_v_violation_pu"] = float(self.base.v_violation_pu.max(initial=0.0))
+        out["base_max_loading_overshoot_pct"] = float(self.base.loading_overshoot_pct.max(initial=0.0))
+        out["base_worst_bus"], out["base_worst_branch"] = self._worst_elements(self.base)
         return out
+
+    def _worst_elements(self, check: AcCheck) -> tuple[str | None, str | None]:
+        """Names of the bus and branch with the largest excursion over all intervals (None if none)."""
+        bus: str | None = None
+        branch: str | None = None
+        if check.intervals and check.v_violation_pu.max() > 0:
+            k = int(np.argmax(check.v_violation_pu))
+            bus = self.bus_names[int(check.worst_bus[k])]
+        if check.intervals and check.loading_overshoot_pct.max() > 0:
+            k = int(np.argmax(check.loading_overshoot_pct))
+            branch = self.branch_names[int(check.worst_branch[k])]
+        return bus, branch
 
 
 def _network_size(labels: Sequence[str]) -> int:
