@@ -194,6 +194,9 @@ def allocate_scaled(
     w = np.asarray(weights, dtype=np.float64)
     ok = points.energised & (w > 0)
     lam, code, infeasible = _solve_scale(network, state, points, w, limits, direction)
+    if not ok.any():  # nothing to allocate (no point energised with a weight): no bound applies
+        lam = np.zeros(t)
+        infeasible = np.zeros(t, dtype=np.bool_)
     p_max = _KW_PER_MW * lam[:, None] * np.where(ok, w, 0.0)[None, :]
     binding = np.broadcast_to(code[:, None], (t, m)).copy()
     binding[:, ~points.energised] = ConstraintCode.de_energised(n)

@@ -164,3 +164,15 @@ def test_de_energised_point_gets_zero() -> None:
     assert res.binding[0, 1] == ConstraintCode.de_energised(net.n)
     # two points left: node 2 rises 0.01*2 + 0.02*1 = 0.04, node 4 rises 0.02 + 0.03 = 0.05
     np.testing.assert_allclose(res.p_max_kw[0, [0, 2]], 1000.0, rtol=1e-9)
+
+
+@pytest.mark.parametrize("policy", list(AllocationPolicy))
+def test_no_energised_point_gives_zero_not_nan(policy: AllocationPolicy) -> None:
+    from gridbridge.engines.envelopes import PointSet
+
+    net = feeder_network()
+    pts = PointSet(np.array([-1, -1]), np.ones(2))
+    for direction in Direction:
+        res = allocate(net, flat_state(net, m=2), pts, LIMITS, policy, direction)
+        assert (res.p_max_kw == 0).all()
+        assert (res.binding == ConstraintCode.de_energised(net.n)).all()
