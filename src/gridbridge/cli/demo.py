@@ -46,6 +46,7 @@ LDCS = [
 AGGREGATORS = ["VoltFleet Aggregation", "SunShare Energy", "GridFlex Partners"]
 OBSERVER = "Energy Regulator (observer)"
 OWNERS = 30
+PILOT_SUFFIX = "EV pilot"
 
 
 @dataclass(frozen=True)
@@ -311,6 +312,13 @@ def _aggregations(
                 ctx, f"{name} local flexibility", {Service.DISTRIBUTION_SERVICES: 50.0}
             )
             aggregations.request_members(ctx, local.id, by_tdi[biggest_tdi][: 40 + 10 * a_index], valid_from)
+            others = [t for t in sorted(by_tdi) if t != biggest_tdi]
+            if a_index == len(AGGREGATORS) - 1 and others:
+                # a newly registered pilot whose members the LDC has not reviewed yet
+                pilot = aggregations.create_aggregation(
+                    ctx, f"{name} {PILOT_SUFFIX}", {Service.DISTRIBUTION_SERVICES: 200.0}
+                )
+                aggregations.request_members(ctx, pilot.id, by_tdi[others[0]][:25], valid_from)
         progress.advance(task)
     # each LDC reviews the members in its territory: most approved, a few rejected with a stated reason,
     # some left pending so aggregations stay under review
@@ -321,6 +329,8 @@ def _aggregations(
                 for member in view.members:
                     if member.status is not MemberStatus.PENDING or member.dso_id != caller.participant_id:
                         continue
+                    if view.aggregation.name.endswith(PILOT_SUFFIX):
+                        continue  # still under review when the demo ends
                     roll = rng.random()
                     if roll < 0.05:
                         category = rng.choice(list(RejectionCategory))
