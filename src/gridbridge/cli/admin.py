@@ -2,27 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
 
-from gridbridge.cli.bootstrap import Platform
+from gridbridge.cli.lookup import participant_id, ready_platform, user_id
 from gridbridge.cli.output import console, reported_errors
 from gridbridge.domain.coordination import ModelName
-from gridbridge.domain.errors import NotFound
 from gridbridge.domain.roles import DsoKind, Role
 from gridbridge.services import participants, tdis
 
 app = typer.Typer(help="Administration: participants, users, API tokens, T-D interfaces.", no_args_is_help=True)
-
-
-def _participant_id(platform: Platform, name: str) -> str:
-    with platform.unit_of_work() as uow:
-        found = uow.participants.by_name(name)
-    if found is None:
-        raise NotFound(f"no participant named {name!r}", field="participant")
-    return found.id
 
 
 @app.command("participant")
@@ -33,8 +24,7 @@ def create_participant(
 ) -> None:
     """Register a participant."""
     with reported_errors():
-        platform = Platform()
-        platform.upgrade()
+        platform = ready_platform()
         with platform.context() as ctx:
             created = participants.create_participant(ctx, name, role, dso_kind)
         console.print(f"participant [bold]{created.name}[/] ({created.role.value}) id={created.id}")
@@ -47,11 +37,10 @@ def create_user(
 ) -> None:
     """Add a user to a participant."""
     with reported_errors():
-        platform = Platform()
-        platform.upgrade()
-        participant_id = _participant_id(platform, participant)
+        platform = ready_platform()
+        owner = participant_id(platform, participant)
         with platform.context() as ctx:
-            user = participants.create_user(ctx, participant_id, username)
+            user = participants.create_user(ctx, owner, username)
         console.print(f"user [bold]{user.username}[/] id={user.id}")
 
 
@@ -62,14 +51,10 @@ def create_token(
 ) -> None:
     """Issue an API token; the secret is printed once and only its hash is stored."""
     with reported_errors():
-        platform = Platform()
-        platform.upgrade()
-        with platform.unit_of_work() as uow:
-            user = uow.users.by_username(username)
-        if user is None:
-            raise NotFound(f"no user named {username!r}", field="username")
+        platform = ready_platform()
+        user = user_id(platform, username)
         with platform.context() as ctx:
-            secret = participants.issue_token(ctx, user.id, label)
+            secret = participants.issue_token(ctx, user, label)
         typer.echo(secret)
 
 
@@ -80,14 +65,10 @@ def revoke_tokens(
 ) -> None:
     """Revoke a user's API tokens; requests with them answer 401 from then on."""
     with reported_errors():
-        platform = Platform()
-        platform.upgrade()
-        with platform.unit_of_work() as uow:
-            user = uow.users.by_username(username)
-        if user is None:
-            raise NotFound(f"no user named {username!r}", field="username")
+        platform = ready_platform()
+        user = user_id(platform, username)
         with platform.context() as ctx:
-            count = participants.revoke_tokens(ctx, user.id, label)
+            count = participants.revoke_tokens(ctx, user, label)
         console.print(f"revoked {count} token(s) of [bold]{username}[/]")
 
 
@@ -104,13 +85,11 @@ def create_tdi(
 ) -> None:
     """Register a T-D interface owned by a DSO."""
     with reported_errors():
-        platform = Platform()
-        platform.upgrade()
-        dso_id = _participant_id(platform, dso)
+        platform = ready_platform()
+        dso_id = participant_id(platform, dso)
+        # the command line gives naive times; they are read as UTC, as the option's help says
         when = (
-            effective_from.replace(tzinfo=effective_from.tzinfo or platform.clock.now().tzinfo)
-            if effective_from
-            else None
+            effective_from.replace(tzinfo=UTC) if effective_from and effective_from.tzinfo is None else effective_from
         )
         with platform.context() as ctx:
             tdi = tdis.create_tdi(

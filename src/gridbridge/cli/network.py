@@ -6,9 +6,8 @@ from typing import Annotated
 
 import typer
 
-from gridbridge.cli.bootstrap import Platform
+from gridbridge.cli.lookup import ready_platform, tdi_id
 from gridbridge.cli.output import console, reported_errors
-from gridbridge.domain.errors import NotFound
 from gridbridge.services import networks
 
 app = typer.Typer(help="Network models of T-D interfaces.", no_args_is_help=True)
@@ -24,14 +23,10 @@ def import_network(
 ) -> None:
     """Import a network as the T-D interface's consolidated model (validated before anything is stored)."""
     with reported_errors():
-        platform = Platform()
-        platform.upgrade()
-        with platform.unit_of_work() as uow:
-            found = uow.tdis.by_name(tdi)
-        if found is None:
-            raise NotFound(f"no T-D interface named {tdi!r}", field="tdi")
+        platform = ready_platform()
+        found = tdi_id(platform, tdi)
         with console.status(f"importing {source} ..."), platform.context() as ctx:
-            summary = networks.import_network(ctx, found.id, source, replace=replace, allow_files=True)
+            summary = networks.import_network(ctx, found, source, replace=replace, allow_files=True)
         console.print(
             f"imported {summary.source} into [bold]{tdi}[/]: {summary.buses} buses, {summary.lines} lines, "
             f"{summary.transformers} transformers, {summary.feeders} feeders, "
