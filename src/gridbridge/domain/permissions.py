@@ -53,6 +53,14 @@ class Action(StrEnum):
     MEMBER_REVIEW = "aggregation.member_review"
     MEMBER_DISPUTE = "aggregation.member_dispute"
     TOKEN_CREATE = "token.create"
+    OFFER_SUBMIT = "offer.submit"
+    DSO_OFFER = "offer.dso_aggregate"
+    CLEARING_RUN = "clearing.run"
+    INSTRUCTION_ISSUE = "instruction.issue"
+    OPERATING_INSTRUCTION = "instruction.operating"
+    INSTRUCTION_RESPOND = "instruction.respond"
+    INSTRUCTION_SPLIT = "instruction.split"
+    INSTRUCTION_ESCALATE = "instruction.escalate"
 
 
 _T, _D, _A, _O, _X = Role.TSO, Role.DSO, Role.AGGREGATOR, Role.DER_OWNER, Role.OBSERVER
@@ -72,6 +80,14 @@ ACTION_ROLES: Mapping[Action, frozenset[Role]] = MappingProxyType(
         Action.MEMBER_REVIEW: frozenset({_D}),
         Action.MEMBER_DISPUTE: frozenset({_A, _D}),
         Action.TOKEN_CREATE: frozenset({_T, _D, _A, _O, _X}),
+        Action.OFFER_SUBMIT: frozenset({_D, _A, _O}),
+        Action.DSO_OFFER: frozenset({_D}),
+        Action.CLEARING_RUN: frozenset({_T}),
+        Action.INSTRUCTION_ISSUE: frozenset({_T}),
+        Action.OPERATING_INSTRUCTION: frozenset({_T}),
+        Action.INSTRUCTION_RESPOND: frozenset({_D, _A, _O}),
+        Action.INSTRUCTION_SPLIT: frozenset({_D, _A}),
+        Action.INSTRUCTION_ESCALATE: frozenset({_T, _D, _A}),
     }
 )
 

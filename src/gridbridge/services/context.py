@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from gridbridge.domain.clock import Clock
 from gridbridge.domain.permissions import Caller
+from gridbridge.services.market_settings import MarketSettings
 from gridbridge.services.ports import UnitOfWork
 
 if TYPE_CHECKING:
@@ -22,6 +23,7 @@ class RegistrySettings:
     der_review_days: int = 60
     member_review_days: int = 60
     aggregation_min_size_kw: float = 100.0
+    market: MarketSettings = field(default_factory=MarketSettings)
 
 
 def new_uuid() -> str:

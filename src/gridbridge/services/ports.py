@@ -6,7 +6,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
-from typing import Any, Protocol, Self
+from typing import TYPE_CHECKING, Any, Protocol, Self
 
 from gridbridge.domain.aggregation import Aggregation, AggregationMember
 from gridbridge.domain.audit import AuditEntry
@@ -16,6 +16,9 @@ from gridbridge.domain.network import NetworkModel
 from gridbridge.domain.participants import ApiToken, Participant, User
 from gridbridge.domain.permissions import AggregationScope, DerScope
 from gridbridge.domain.tdi import ModelAssignment, TDInterface
+
+if TYPE_CHECKING:
+    from gridbridge.services.market_ports import MarketRepositories
 
 
 @dataclass(frozen=True)
@@ -142,6 +145,8 @@ class UnitOfWork(Protocol):
     def audit(self) -> AuditRepository: ...
     @property
     def idempotency(self) -> IdempotencyRepository: ...
+    @property
+    def market(self) -> MarketRepositories: ...
 
     def __enter__(self) -> Self: ...
     def __exit__(

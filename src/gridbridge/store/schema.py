@@ -10,6 +10,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
+import gridbridge.store.market_tables
 import gridbridge.store.network_tables
 import gridbridge.store.tables  # noqa: F401  (registers every table on the metadata)
 from gridbridge.store.base import Base

@@ -7,6 +7,7 @@ from typing import Self
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from gridbridge.store.market_repository import SqlMarket
 from gridbridge.store.network_port import SqlNetworks
 from gridbridge.store.repositories import (
     SqlAggregations,
@@ -40,6 +41,7 @@ class SqlUnitOfWork:
         self.networks = SqlNetworks(s)
         self.audit = SqlAudit(s)
         self.idempotency = SqlIdempotency(s)
+        self.market = SqlMarket(s)
         return self
 
     def __exit__(
