@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from gridbridge.domain.offers import EnvelopePolicy
 from gridbridge.services.context import RegistrySettings
+from gridbridge.services.market_settings import MarketSettings
 from gridbridge.store.database import default_database_url
 
 
@@ -26,6 +30,28 @@ class Settings(BaseSettings):
     aggregation_min_size_kw: float = Field(
         default=100.0, gt=0, description="Default minimum aggregation size per market, kW"
     )
+    day_ahead_gate_closure_min: int = Field(
+        default=720, ge=0, le=10080, description="Minutes before a day-ahead hour that its offers close"
+    )
+    real_time_gate_closure_min: int = Field(
+        default=10, ge=0, le=1440, description="Minutes before a real-time interval that its offers close"
+    )
+    price_floor_cad_per_mwh: Decimal = Field(default=Decimal("-2000"), description="Lowest offer price, CAD/MWh")
+    price_cap_cad_per_mwh: Decimal = Field(default=Decimal("2000"), description="Highest offer price, CAD/MWh")
+    envelope_policy: EnvelopePolicy = Field(
+        default=EnvelopePolicy.CLIP, description="Offers beyond the envelope in force: clip or reject"
+    )
+    schedule_response_min: int = Field(default=60, ge=1, le=1440, description="Minutes to answer a schedule")
+    dispatch_response_min: int = Field(default=2, ge=1, le=1440, description="Minutes to answer a dispatch")
+    operating_response_min: int = Field(
+        default=5, ge=1, le=1440, description="Minutes to answer an operating instruction"
+    )
+    shortage_price_cad_per_mwh: float = Field(
+        default=2000.0, gt=0, description="Price of an unmet requirement in the clearing, CAD/MWh"
+    )
+    reverse_flow_threshold_kw: float = Field(
+        default=0.0, ge=0, description="Export at an interface beyond which the TSO is notified, kW"
+    )
     host: str = Field(default="127.0.0.1", description="Address `gridbridge serve` listens on")
     port: int = Field(default=8000, ge=1, le=65535, description="Port `gridbridge serve` listens on")
 
@@ -35,4 +61,16 @@ class Settings(BaseSettings):
             der_review_days=self.der_review_days,
             member_review_days=self.member_review_days,
             aggregation_min_size_kw=self.aggregation_min_size_kw,
+            market=MarketSettings(
+                day_ahead_gate_closure_min=self.day_ahead_gate_closure_min,
+                real_time_gate_closure_min=self.real_time_gate_closure_min,
+                price_floor_cad_per_mwh=self.price_floor_cad_per_mwh,
+                price_cap_cad_per_mwh=self.price_cap_cad_per_mwh,
+                envelope_policy=self.envelope_policy,
+                schedule_response_min=self.schedule_response_min,
+                dispatch_response_min=self.dispatch_response_min,
+                operating_response_min=self.operating_response_min,
+                shortage_price_cad_per_mwh=self.shortage_price_cad_per_mwh,
+                reverse_flow_threshold_kw=self.reverse_flow_threshold_kw,
+            ),
         )
