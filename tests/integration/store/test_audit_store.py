@@ -21,9 +21,16 @@ def test_concurrent_appends_keep_one_chain(database_url: str) -> None:
         try:
             for i in range(15):
                 with SqlUnitOfWork(factory) as uow:
-                    uow.audit.append(at=datetime(2026, 1, 1, tzinfo=UTC), actor_user_id=name,
-                                     actor_participant_id=name, action="test.append", entity_type="thing",
-                                     entity_id=f"{name}-{i}", before=None, after={"i": i, "x": 0.1})
+                    uow.audit.append(
+                        at=datetime(2026, 1, 1, tzinfo=UTC),
+                        actor_user_id=name,
+                        actor_participant_id=name,
+                        action="test.append",
+                        entity_type="thing",
+                        entity_id=f"{name}-{i}",
+                        before=None,
+                        after={"i": i, "x": 0.1},
+                    )
                     uow.commit()
         except BaseException as exc:  # pragma: no cover - reported below
             failures.append(exc)
@@ -48,8 +55,16 @@ def test_rolled_back_append_leaves_no_trace(database_url: str) -> None:
     schema.upgrade(engine)
     factory = session_factory(engine)
     with SqlUnitOfWork(factory) as uow:
-        uow.audit.append(at=datetime(2026, 1, 1, tzinfo=UTC), actor_user_id="u", actor_participant_id="p",
-                         action="test.append", entity_type="thing", entity_id="1", before=None, after=None)
+        uow.audit.append(
+            at=datetime(2026, 1, 1, tzinfo=UTC),
+            actor_user_id="u",
+            actor_participant_id="p",
+            action="test.append",
+            entity_type="thing",
+            entity_id="1",
+            before=None,
+            after=None,
+        )
         # leaving without commit rolls back
     with SqlUnitOfWork(factory) as uow:
         assert list(uow.audit.entries()) == []
