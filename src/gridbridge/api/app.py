@@ -7,9 +7,10 @@ from fastapi import FastAPI
 from gridbridge import __version__
 from gridbridge.api.deps import AppState
 from gridbridge.api.problems import install_problem_handlers
-from gridbridge.api.routers import aggregations, ders, participants, tdis
+from gridbridge.api.routers import aggregations, ders, envelopes, network_state, participants, tdis
 from gridbridge.domain.clock import Clock, SystemClock
 from gridbridge.services.context import RegistrySettings
+from gridbridge.services.envelope_store_ports import EnvelopeBackend
 from gridbridge.services.networks import NetworkLoader
 from gridbridge.services.ports import UnitOfWorkFactory
 
@@ -28,8 +29,12 @@ def create_app(
     clock: Clock | None = None,
     settings: RegistrySettings | None = None,
     network_loader: NetworkLoader | None = None,
+    envelope_backend: EnvelopeBackend | None = None,
 ) -> FastAPI:
-    """Build the API over a unit-of-work factory (the database), a clock and registry settings."""
+    """Build the API over a unit-of-work factory (the database), a clock and registry settings.
+
+    ``envelope_backend`` computes envelopes and hosting capacity on stored models (default: pandapower).
+    """
     app = FastAPI(title="gridbridge", version=__version__, description=DESCRIPTION)
     app.state.gridbridge = AppState(
         uow_factory=uow_factory,
@@ -37,7 +42,12 @@ def create_app(
         settings=settings or RegistrySettings(),
         network_loader=network_loader,
     )
+    if envelope_backend is None:
+        from gridbridge.adapters.powerflow.stored import PandapowerEnvelopeBackend
+
+        envelope_backend = PandapowerEnvelopeBackend()
+    app.state.envelope_backend = envelope_backend
     install_problem_handlers(app)
-    for module in (participants, tdis, ders, aggregations):
+    for module in (participants, tdis, ders, aggregations, network_state, envelopes):
         app.include_router(module.router)
     return app

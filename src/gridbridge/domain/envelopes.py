@@ -318,3 +318,59 @@ def limits_in_force(
         defaults.p_import_max_kw,
         LimitSource.DEFAULT_NOT_APPROVED,
     )
+
+
+@dataclass(frozen=True)
+class IntervalLimits:
+    """The tightest limits (kW) a connection point must respect over ``[start, end)``: the smallest export
+    and the smallest import limit in force at any time in it, each with its source and envelope."""
+
+    connection_point: str
+    start: datetime
+    end: datetime
+    p_export_max_kw: float
+    p_import_max_kw: float
+    export_source: LimitSource
+    import_source: LimitSource
+    export_envelope: OperatingEnvelope | None = None
+    import_envelope: OperatingEnvelope | None = None
+
+
+def limits_over_interval(
+    envelopes: Iterable[OperatingEnvelope],
+    connection_point: str,
+    start: datetime,
+    end: datetime | None,
+    defaults: EnvelopeDefaults,
+    *,
+    approved: bool = True,
+) -> IntervalLimits:
+    """The limits in force at ``connection_point`` throughout ``[start, end)``.
+
+    :func:`limits_in_force` is evaluated at ``start`` and at every envelope start, end and expiry inside the
+    interval (the limits in force only change there), and the smallest export and import limits are kept
+    separately; ties keep the earliest time. ``end`` None (or not after ``start``) means the instant ``start``.
+    """
+    begin = _aware_utc(start, "start")
+    stop = _aware_utc(end, "end") if end is not None else begin
+    mine = [e for e in envelopes if e.connection_point == connection_point]
+    times = {begin}
+    if stop > begin:
+        for env in mine:
+            for t in (env.interval_start, env.interval_end, env.expiry):
+                if begin < t < stop:
+                    times.add(t)
+    samples = [limits_in_force(mine, connection_point, t, defaults, approved=approved) for t in sorted(times)]
+    best_exp = min(samples, key=lambda x: x.p_export_max_kw)  # min keeps the first (earliest) of equals
+    best_imp = min(samples, key=lambda x: x.p_import_max_kw)
+    return IntervalLimits(
+        connection_point=connection_point,
+        start=begin,
+        end=max(stop, begin),
+        p_export_max_kw=best_exp.p_export_max_kw,
+        p_import_max_kw=best_imp.p_import_max_kw,
+        export_source=best_exp.source,
+        import_source=best_imp.source,
+        export_envelope=best_exp.envelope,
+        import_envelope=best_imp.envelope,
+    )

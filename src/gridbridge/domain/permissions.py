@@ -53,6 +53,11 @@ class Action(StrEnum):
     MEMBER_REVIEW = "aggregation.member_review"
     MEMBER_DISPUTE = "aggregation.member_dispute"
     TOKEN_CREATE = "token.create"
+    NETWORK_STATE = "network.state"
+    ENVELOPE_SETTINGS = "envelopes.settings"
+    ENVELOPE_RUN = "envelopes.run"
+    ENVELOPE_PUBLISH = "envelopes.publish"
+    HOSTING_ASSESS = "hosting.assess"
     OFFER_SUBMIT = "offer.submit"
     DSO_OFFER = "offer.dso_aggregate"
     CLEARING_RUN = "clearing.run"
@@ -80,6 +85,11 @@ ACTION_ROLES: Mapping[Action, frozenset[Role]] = MappingProxyType(
         Action.MEMBER_REVIEW: frozenset({_D}),
         Action.MEMBER_DISPUTE: frozenset({_A, _D}),
         Action.TOKEN_CREATE: frozenset({_T, _D, _A, _O, _X}),
+        Action.NETWORK_STATE: frozenset({_D}),
+        Action.ENVELOPE_SETTINGS: frozenset({_D}),
+        Action.ENVELOPE_RUN: frozenset({_D}),
+        Action.ENVELOPE_PUBLISH: frozenset({_D}),
+        Action.HOSTING_ASSESS: frozenset({_D}),
         Action.OFFER_SUBMIT: frozenset({_D, _A, _O}),
         Action.DSO_OFFER: frozenset({_D}),
         Action.CLEARING_RUN: frozenset({_T}),

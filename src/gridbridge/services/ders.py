@@ -135,9 +135,17 @@ def decide_review(
     import_limit_kw: float | None = None,
     hosting_capacity_kw: float | None = None,
 ) -> Der:
-    """Record the LDC's decision with its reason; approval sets static limits (default: the DER's capability)."""
+    """Record the LDC's decision with its reason; approval sets static limits (default: the DER's capability).
+
+    Without an explicit ``hosting_capacity_kw`` the decision records the export hosting capacity of the DER's
+    latest recorded assessment (``POST /ders/{id}/hosting-capacity``), links that assessment to the review and
+    puts its flag and binding element in the audit record.
+    """
     der = _territory_der(ctx, der_id, Action.DER_REVIEW)
     reason = require_reason(reason)
+    assessment = ctx.uow.envelopes.hosting.latest(der.id)
+    if hosting_capacity_kw is None and assessment is not None:
+        hosting_capacity_kw = assessment.p_export_max_kw
     before = der.snapshot()
     now = ctx.clock.now()
     if decision is ReviewDecision.APPROVED:
@@ -159,12 +167,22 @@ def decide_review(
         hosting_capacity_kw=hosting_capacity_kw,
     )
     der.reviews.append(review)
+    hosting: dict[str, object] = {}
+    if assessment is not None:
+        ctx.uow.flush()
+        ctx.uow.envelopes.hosting.attach_review(assessment.id, review.id)
+        hosting = {
+            "hosting_capacity_kw": hosting_capacity_kw,
+            "hosting_assessment_id": assessment.id,
+            "hosting_exceeded": assessment.exceeds,
+            "hosting_binding_element": assessment.binding_element,
+        }
     ctx.audit(
         f"der.review.{decision.value}",
         "der",
         der.id,
         before,
-        {**der.snapshot(), "reason": reason, "attachments": review.attachments},
+        {**der.snapshot(), "reason": reason, "attachments": review.attachments, **hosting},
     )
     return der
 

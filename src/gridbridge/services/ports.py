@@ -18,6 +18,7 @@ from gridbridge.domain.permissions import AggregationScope, DerScope
 from gridbridge.domain.tdi import ModelAssignment, TDInterface
 
 if TYPE_CHECKING:
+    from gridbridge.services.envelope_store_ports import EnvelopeRepositories
     from gridbridge.services.market_ports import MarketRepositories
 
 
@@ -147,6 +148,8 @@ class UnitOfWork(Protocol):
     def idempotency(self) -> IdempotencyRepository: ...
     @property
     def market(self) -> MarketRepositories: ...
+    @property
+    def envelopes(self) -> EnvelopeRepositories: ...
 
     def __enter__(self) -> Self: ...
     def __exit__(

@@ -10,6 +10,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
+import gridbridge.store.envelope_tables
 import gridbridge.store.market_tables
 import gridbridge.store.network_tables
 import gridbridge.store.tables  # noqa: F401  (registers every table on the metadata)
@@ -36,15 +37,22 @@ def downgrade(engine: Engine, revision: str) -> None:
     _run(engine, lambda cfg: command.downgrade(cfg, revision))
 
 
-def current_revision(engine: Engine) -> str | None:
-    """The revision the database is at (None for an empty database)."""
+def current_heads(engine: Engine) -> tuple[str, ...]:
+    """Every revision the database is at (one for a linear history; empty for an empty database)."""
     with engine.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision()
+        return tuple(sorted(MigrationContext.configure(conn).get_current_heads()))
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The revision the database is at (None for an empty database; several heads joined by ", ")."""
+    heads = current_heads(engine)
+    return ", ".join(heads) if heads else None
 
 
 def head_revision() -> str | None:
-    """The newest migration shipped with this version of gridbridge (the history is kept linear)."""
-    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+    """The newest migration shipped with this version of gridbridge (several branch heads joined by ", ")."""
+    heads = head_revisions()
+    return ", ".join(sorted(heads)) if heads else None
 
 
 def head_revisions() -> tuple[str, ...]:

@@ -7,6 +7,7 @@ from typing import Self
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from gridbridge.store.envelope_repository import SqlEnvelopeStore
 from gridbridge.store.market_repository import SqlMarket
 from gridbridge.store.network_port import SqlNetworks
 from gridbridge.store.repositories import (
@@ -42,6 +43,7 @@ class SqlUnitOfWork:
         self.audit = SqlAudit(s)
         self.idempotency = SqlIdempotency(s)
         self.market = SqlMarket(s)
+        self.envelopes = SqlEnvelopeStore(s)
         return self
 
     def __exit__(

@@ -1,0 +1,56 @@
+"""The envelope backend for stored network models: pandapower network and forecast for a model from the store.
+
+:class:`PandapowerEnvelopeBackend` implements :class:`~gridbridge.services.envelope_store_ports.EnvelopeBackend`:
+
+- the network: ``network_to_pandapower(model)`` wrapped in :class:`PandapowerEnvelopeNetwork` (derates are
+  already applied to the model by the service, through the branches' ``df``);
+- the forecast: for a model imported from ``simbench:CODE`` (``networks.source``), the SimBench profiles of
+  that grid (loaded once per process and code, then attached to the network) through
+  :class:`SimbenchProfileForecast`; for any other source the stored values, the same for every interval
+  (:class:`StoredValuesForecast`).
+"""
+
+from __future__ import annotations
+
+import copy
+from functools import cache
+from typing import Any
+
+from gridbridge.adapters.network_io import SIMBENCH_PREFIX, load_pandapower_source, network_to_pandapower
+from gridbridge.adapters.powerflow.forecast import SimbenchProfileForecast, StoredValuesForecast
+from gridbridge.adapters.powerflow.network import AcBackend, PandapowerEnvelopeNetwork
+from gridbridge.domain.network import NetworkModel
+from gridbridge.services.envelope_store_ports import PreparedNetwork
+from gridbridge.services.envelopes_ports import ForecastSource
+
+
+@cache
+def simbench_profiles(code: str) -> dict[str, Any]:
+    """The relative profiles SimBench ships with grid ``code`` (loaded once per process)."""
+    net = load_pandapower_source(f"{SIMBENCH_PREFIX}{code}")
+    profiles = getattr(net, "profiles", None)
+    return dict(profiles) if isinstance(profiles, dict) else {}
+
+
+class PandapowerEnvelopeBackend:
+    """Stored model -> pandapower envelope network and forecast (see the module docstring)."""
+
+    def __init__(self, ac_backend: AcBackend = "batched") -> None:
+        self.ac_backend: AcBackend = ac_backend
+
+    def prepare(self, model: NetworkModel, *, source: str) -> PreparedNetwork:
+        """The engine's network of ``model`` and the forecast that fits ``source``."""
+        net = network_to_pandapower(model)
+        for table in ("gen", "storage"):  # SimBench's converter looks for a profile column in every table
+            if "profile" not in net[table].columns:
+                net[table]["profile"] = None
+        forecast: ForecastSource
+        if source.startswith(SIMBENCH_PREFIX):
+            profiles = simbench_profiles(source[len(SIMBENCH_PREFIX) :].strip())
+            net.profiles = copy.copy(profiles)
+            network = PandapowerEnvelopeNetwork(net, name=f"{model.name} ({source})", ac_backend=self.ac_backend)
+            forecast = SimbenchProfileForecast(network)
+        else:
+            network = PandapowerEnvelopeNetwork(net, name=f"{model.name} ({source})", ac_backend=self.ac_backend)
+            forecast = StoredValuesForecast(network)
+        return PreparedNetwork(network=network, forecast=forecast)
