@@ -7,7 +7,18 @@ from fastapi import FastAPI
 from gridbridge import __version__
 from gridbridge.api.deps import AppState
 from gridbridge.api.problems import install_problem_handlers
-from gridbridge.api.routers import aggregations, ders, envelopes, network_state, participants, tdis
+from gridbridge.api.routers import (
+    aggregations,
+    clearing,
+    ders,
+    envelopes,
+    instructions,
+    network_state,
+    notifications,
+    offers,
+    participants,
+    tdis,
+)
 from gridbridge.domain.clock import Clock, SystemClock
 from gridbridge.services.context import RegistrySettings
 from gridbridge.services.envelope_store_ports import EnvelopeBackend
@@ -48,6 +59,17 @@ def create_app(
         envelope_backend = PandapowerEnvelopeBackend()
     app.state.envelope_backend = envelope_backend
     install_problem_handlers(app)
-    for module in (participants, tdis, ders, aggregations, network_state, envelopes):
+    for module in (
+        participants,
+        tdis,
+        ders,
+        aggregations,
+        offers,
+        clearing,
+        instructions,
+        notifications,
+        network_state,
+        envelopes,
+    ):
         app.include_router(module.router)
     return app

@@ -307,9 +307,9 @@ class InterfaceResult:
     injection_kw: float
     net_flow_kw: float
     """``load - DER schedules - dispatched injection``: positive is import from transmission."""
-    energy_price_cad_per_mwh: Decimal
-    reserve_price_cad_per_mwh: Decimal
-    congestion_cad_per_mwh: Decimal
+    energy_price_cad_per_mwh: Decimal | None
+    reserve_price_cad_per_mwh: Decimal | None
+    congestion_cad_per_mwh: Decimal | None
     shortfall_kw: float
     """Dispatch the distribution check found the interface's DERs could not deliver (handed back to the TSO)."""
     redispatched_kw: float
@@ -337,8 +337,9 @@ class ResourceResult:
     p_kw: float
     """Final energy dispatch; negative for consumption (a bid)."""
     reserve_kw: float
-    price_cad_per_mwh: Decimal
-    """The resource's energy price: its interface's, or the factor-weighted average over its interfaces."""
+    price_cad_per_mwh: Decimal | None
+    """The resource's energy price: its interface's, or the factor-weighted average over its interfaces (None
+    where no price formed: nothing was dispatched, so no offer was marginal)."""
 
 
 @dataclass(frozen=True)
@@ -365,8 +366,8 @@ class ClearingRun:
     energy_requirement_kw: float
     reserve_requirement_kw: float
     cost_cad_per_h: Decimal
-    system_energy_price_cad_per_mwh: Decimal
-    system_reserve_price_cad_per_mwh: Decimal
+    system_energy_price_cad_per_mwh: Decimal | None
+    system_reserve_price_cad_per_mwh: Decimal | None
     energy_shortage_kw: float
     reserve_shortage_kw: float
     method: str

@@ -31,6 +31,7 @@ from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 
 import numpy as np
 
@@ -382,8 +383,8 @@ def clear_interval(
         energy_requirement_kw=float(energy_requirement_kw),
         reserve_requirement_kw=float(reserve_requirement_kw),
         cost_cad_per_h=price_from_float(final.cost_cad_per_h),
-        system_energy_price_cad_per_mwh=price_from_float(final.system_energy_price_cad_per_mwh),
-        system_reserve_price_cad_per_mwh=price_from_float(final.system_reserve_price_cad_per_mwh),
+        system_energy_price_cad_per_mwh=_price(final.system_energy_price_cad_per_mwh),
+        system_reserve_price_cad_per_mwh=_price(final.system_reserve_price_cad_per_mwh),
         energy_shortage_kw=float(final.energy_shortage_kw),
         reserve_shortage_kw=float(final.reserve_shortage_kw),
         method=final.method,
@@ -401,9 +402,9 @@ def clear_interval(
                 der_schedule_kw=float(built.schedule_kw[k]),
                 injection_kw=float(final.interface_injection_kw[k]),
                 net_flow_kw=float(net[k]),
-                energy_price_cad_per_mwh=price_from_float(float(final.energy_price_cad_per_mwh[k])),
-                reserve_price_cad_per_mwh=price_from_float(float(final.reserve_price_cad_per_mwh[k])),
-                congestion_cad_per_mwh=price_from_float(float(final.congestion_cad_per_mwh[k])),
+                energy_price_cad_per_mwh=_price(final.energy_price_cad_per_mwh[k]),
+                reserve_price_cad_per_mwh=_price(final.reserve_price_cad_per_mwh[k]),
+                congestion_cad_per_mwh=_price(final.congestion_cad_per_mwh[k]),
                 shortfall_kw=float(shortfall[k]),
                 redispatched_kw=float(redispatched[k]),
             )
@@ -422,7 +423,7 @@ def clear_interval(
                 first_p_kw=_clean(first.p_kw[n]),
                 p_kw=_clean(final.p_kw[n]),
                 reserve_kw=_clean(final.reserve_kw[n]),
-                price_cad_per_mwh=price_from_float(float(final.resource_energy_price_cad_per_mwh[n])),
+                price_cad_per_mwh=_price(final.resource_energy_price_cad_per_mwh[n]),
             )
             for n, r in enumerate(built.resources)
         ),
@@ -458,6 +459,11 @@ def clear_interval(
         {**run.snapshot(), "reverse_flow_notifications": [n.id for n in notes]},
     )
     return run
+
+
+def _price(value: float) -> Decimal | None:
+    """An engine price as ``Decimal`` to the cent; None where none formed (NaN: nothing was dispatched)."""
+    return price_from_float(float(value)) if math.isfinite(value) else None
 
 
 def _clean(value: float) -> float:

@@ -604,12 +604,12 @@ def respond_many(ctx: Context, items: Sequence[ResponseItem]) -> list[ResponseAc
 def escalate_overdue(ctx: Context, now: datetime | None = None, *, limit: int = 100_000) -> list[Instruction]:
     """Escalate every open instruction (issued or received) whose deadline is before ``now`` (default: the
     clock) to its issuer: status ``escalated`` and a stored ``instruction_overdue`` notification for the
-    issuer. The platform administrator escalates all; another caller only the instructions it issued.
-    Returns the escalated instructions, oldest deadline first."""
+    issuer (whoever issued it: the TSO, a DSO or an aggregator). A platform job: the cycle runs it, the
+    platform administrator from the CLI, the TSO through the API. Returns the escalated instructions, oldest
+    deadline first (at most ``limit`` per call)."""
     require_action(ctx.caller, Action.INSTRUCTION_ESCALATE)
     when = now or ctx.clock.now()
-    issuer = None if is_system(ctx.caller) else ctx.caller.participant_id
-    overdue = ctx.uow.market.instructions.overdue(when, issuer, limit)
+    overdue = ctx.uow.market.instructions.overdue(when, None, limit)
     if not overdue:
         return []
     ctx.uow.market.instructions.escalate([i.id for i in overdue], when)

@@ -110,8 +110,8 @@ clearing_runs = Table(
     Column("energy_requirement_kw", Float, nullable=False),
     Column("reserve_requirement_kw", Float, nullable=False),
     Column("cost_cad_per_h", DecimalText(), nullable=False),
-    Column("system_energy_price_cad_per_mwh", DecimalText(), nullable=False),
-    Column("system_reserve_price_cad_per_mwh", DecimalText(), nullable=False),
+    Column("system_energy_price_cad_per_mwh", DecimalText(), nullable=True),
+    Column("system_reserve_price_cad_per_mwh", DecimalText(), nullable=True),
     Column("energy_shortage_kw", Float, nullable=False),
     Column("reserve_shortage_kw", Float, nullable=False),
     Column("method", String(32), nullable=False),
@@ -135,9 +135,9 @@ clearing_interfaces = Table(
     Column("der_schedule_kw", Float, nullable=False),
     Column("injection_kw", Float, nullable=False),
     Column("net_flow_kw", Float, nullable=False),
-    Column("energy_price_cad_per_mwh", DecimalText(), nullable=False),
-    Column("reserve_price_cad_per_mwh", DecimalText(), nullable=False),
-    Column("congestion_cad_per_mwh", DecimalText(), nullable=False),
+    Column("energy_price_cad_per_mwh", DecimalText(), nullable=True),
+    Column("reserve_price_cad_per_mwh", DecimalText(), nullable=True),
+    Column("congestion_cad_per_mwh", DecimalText(), nullable=True),
     Column("shortfall_kw", Float, nullable=False),
     Column("redispatched_kw", Float, nullable=False),
 )
@@ -158,7 +158,7 @@ clearing_resources = Table(
     Column("first_p_kw", Float, nullable=False),
     Column("p_kw", Float, nullable=False),
     Column("reserve_kw", Float, nullable=False),
-    Column("price_cad_per_mwh", DecimalText(), nullable=False),
+    Column("price_cad_per_mwh", DecimalText(), nullable=True),
 )
 
 clearing_curtailments = Table(

@@ -26,6 +26,13 @@ reserve, multi-interface: a3 pending, b2 rejected by ldc_b), ``vpp_2`` (agg_2, w
 ``flex_b`` (ldc_b itself, distribution services: d1 pending).
 
 Interfaces: tdi_a (alt 2, ldc_a), tdi_b (total DSO, ldc_b), and tdi_c (alt 1, ldc_a) without a network model.
+
+The coordination cycle (``add_market``), labelled in ``MatrixProvince.market``: day-ahead offers for D1 (a1 by
+owner_1 and b2 by agg_1 through the DSOs, vpp_1 to the TSO, vpp_2 through ldc_b) and for D2 (a1); the DSOs'
+virtual-resource offers for D1; run D1 cleared and dispatched (``vpp_1@D1`` to agg_1, ``virtual:tdi_a@D1`` to
+ldc_a, ``virtual:tdi_b@D1`` and ``net:tdi_b@D1`` to ldc_b; ldc_b split its virtual instruction into ``vpp_2@D1``
+for agg_2 and ``b2@D1`` for agg_1); real-time run R0 cleared but not dispatched, R1 dispatched (``net:tdi_b@R1``
+to ldc_b, overdue: the clock is 3 minutes past its deadline). Reverse flow was notified for tdi_a and tdi_b at D1.
 """
 
 from __future__ import annotations
@@ -33,7 +40,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import fastapi.routing as fastapi_routing
@@ -45,8 +53,12 @@ from sqlalchemy import func, select
 from gridbridge.domain.aggregation import RejectionCategory
 from gridbridge.domain.coordination import ModelName
 from gridbridge.domain.der import ReviewDecision
+from gridbridge.domain.market import Instruction, OfferItem, ResourceKind
+from gridbridge.domain.offers import Market, OfferSegment, Product, Side
 from gridbridge.domain.roles import Service
-from gridbridge.services import aggregations, ders, tdis
+from gridbridge.services import aggregations, clearing, ders, tdis
+from gridbridge.services import instructions as market_instructions
+from gridbridge.services import offers as market_offers
 from gridbridge.services.context import Context
 from gridbridge.store.tables import audit_records
 from gridbridge.store.tables import ders as ders_table
@@ -71,6 +83,10 @@ class MatrixProvince:
     client: TestClient
     members: dict[str, str] = field(default_factory=dict)
     """Membership ids by ``"<aggregation>/<der key>"``."""
+    market: dict[str, str] = field(default_factory=dict)
+    """Ids of the coordination cycle's objects by label (``run:D1``, ``offer:vpp_1@D1``, ``instruction:b2@D1``)."""
+    intervals: dict[str, str] = field(default_factory=dict)
+    """Interval labels (``D1``, ``R1``) by ISO start time (UTC)."""
     network_source: str = NETWORK_SOURCE
     """What ``POST /tdis/{id}/network`` imports (a pandapower JSON file of the same grid loads much faster)."""
 
@@ -94,7 +110,12 @@ class MatrixProvince:
         names.update({v: k for k, v in self.province.aggregations.items()})
         names.update({v: k for k, v in self.province.ids.items()})
         names.update({v: k for k, v in self.province.tdis.items()})
+        names.update({v: k.split(":", 1)[1] for k, v in self.market.items()})
         return names
+
+    def interval_label(self, iso: str) -> str:
+        """The label of an interval start as the API answers it (``2026-...Z`` or ``+00:00``)."""
+        return self.intervals.get(iso.replace("Z", "+00:00"), f"?{iso}")
 
     def audit_count(self) -> int:
         """Rows in the audit trail."""
@@ -203,7 +224,69 @@ def build_matrix_province(database_url: str) -> MatrixProvince:
         )
 
     province.run("ldc_b", reject_b2)
+    add_market(matrix)
     return matrix
+
+
+def add_market(matrix: MatrixProvince) -> None:
+    """The coordination cycle's objects of the module docstring, made through the real services."""
+    p = matrix.province
+    d1, d2 = T0 + timedelta(hours=25), T0 + timedelta(hours=26)  # after vpp_1's and vpp_2's members start
+    der, aggregation = ResourceKind.DER, ResourceKind.AGGREGATION
+
+    def da(kind: ResourceKind, resource_id: str, start: datetime, price: float, kw: float) -> OfferItem:
+        segment = (OfferSegment(Decimal(str(price)), Decimal(str(kw))),)
+        return OfferItem(kind, resource_id, Product.ENERGY, Market.DAY_AHEAD, Side.OFFER, start, segment)
+
+    def submit(who: str, *items: OfferItem) -> None:
+        acks = p.run(who, lambda ctx: market_offers.submit_offers(ctx, list(items)))
+        for ack in acks:  # type: ignore[attr-defined]
+            name = matrix.names_by_id().get(ack.item.resource_id, "?")
+            matrix.market[f"offer:{name}@{'D1' if ack.item.interval_start == d1 else 'D2'}"] = ack.offer.id
+
+    submit("owner_1", da(der, p.ders["a1"], d1, 20, 50), da(der, p.ders["a1"], d2, 20, 50))
+    submit("agg_1", da(aggregation, p.aggregations["vpp_1"], d1, 30, 60), da(der, p.ders["b2"], d1, 25, 60))
+    submit("agg_2", da(aggregation, p.aggregations["vpp_2"], d1, 15, 60))
+    for ldc, tdi in (("ldc_a", "tdi_a"), ("ldc_b", "tdi_b")):
+        (virtual,) = p.run(
+            ldc, lambda ctx, tdi=tdi: market_offers.aggregate_dso_offers(ctx, p.tdis[tdi], Market.DAY_AHEAD, d1)
+        )  # type: ignore[misc]
+        matrix.market[f"offer:virtual:{tdi}@D1"] = virtual.id
+
+    p.clock.set(d1 - timedelta(hours=12) + timedelta(minutes=1))  # past D1's gate closure, before D2's
+    now = p.clock.now()
+    r0 = now.replace(minute=now.minute - now.minute % 5, second=0, microsecond=0) - timedelta(minutes=10)
+    r1, r2 = r0 + timedelta(minutes=5), r0 + timedelta(minutes=10)
+    matrix.intervals.update({d1.isoformat(): "D1", d2.isoformat(): "D2", r0.isoformat(): "R0"})
+    matrix.intervals.update({r1.isoformat(): "R1", r2.isoformat(): "R2"})
+
+    def instruction_label(i: Instruction) -> str:
+        if i.resource_kind is ResourceKind.DSO_VIRTUAL:
+            name = f"virtual:{matrix.names_by_id()[i.resource_id]}"
+        elif i.resource_kind is ResourceKind.INTERFACE:
+            name = f"net:{matrix.names_by_id()[i.resource_id]}"
+        else:
+            name = matrix.names_by_id()[i.resource_id]
+        return f"instruction:{name}@{matrix.intervals[i.interval_start.isoformat()]}"
+
+    def clear(market: Market, start: datetime, requirement_kw: float, dispatch: bool) -> None:
+        def go(ctx: Context) -> list[Instruction]:
+            run = clearing.clear_interval(ctx, market, start, energy_requirement_kw=requirement_kw)
+            matrix.market[f"run:{matrix.intervals[start.isoformat()]}"] = run.id
+            return market_instructions.issue_instructions(ctx, run.id) if dispatch else []
+
+        for i in p.run("tso", go):  # type: ignore[attr-defined]
+            matrix.market[instruction_label(i)] = i.id
+
+    clear(Market.DAY_AHEAD, d1, 200.0, dispatch=True)
+    split = p.run(
+        "ldc_b", lambda ctx: market_instructions.split_instruction(ctx, matrix.market["instruction:virtual:tdi_b@D1"])
+    )
+    for child in split.children:  # type: ignore[attr-defined]
+        matrix.market[instruction_label(child)] = child.id
+    clear(Market.REAL_TIME, r0, 0.0, dispatch=False)
+    clear(Market.REAL_TIME, r1, 0.0, dispatch=True)
+    p.clock.advance(timedelta(minutes=3))  # net:tdi_b@R1 is past its 2-minute deadline; the D1 ones have an hour
 
 
 VALID_FROM = (T0 + timedelta(days=2)).isoformat()

@@ -325,6 +325,187 @@ EXPECTED: dict[tuple[str, str], dict[str, Outcome]] = {
         regulator=FORBIDDEN,
         anonymous=UNAUTHENTICATED,
     ),
+    # --- the coordination cycle (api_province.add_market): offers (rows "<resource>@<interval>")
+    ("POST", "/offers"): row(  # one batch: a1 (owner_1), a3 (owner_2, represented by agg_1), b1 (owner_2, agg_2), d1
+        tso=FORBIDDEN,
+        ldc_a=refused(422, "offers.batch_rejected"),  # owns or represents none of them
+        ldc_b=ok_unchecked(200),  # d1, its own DER
+        agg_1=ok_unchecked(200),
+        agg_2=ok_unchecked(200),
+        owner_1=ok_unchecked(200),
+        owner_2=ok_unchecked(200),
+        regulator=FORBIDDEN,
+        anonymous=UNAUTHENTICATED,
+    ),
+    ("GET", "/offers"): row(
+        # the TSO: offers that reach its market (vpp_1 directly, the DSOs' virtual resources); the DERs behind a DSO
+        # and the aggregations it carries are the DSO's business
+        tso=listing("vpp_1@D1", "virtual:tdi_a@D1", "virtual:tdi_b@D1"),
+        ldc_a=listing("a1@D1", "a1@D2", "vpp_1@D1", "virtual:tdi_a@D1"),
+        ldc_b=listing("b2@D1", "vpp_2@D1", "virtual:tdi_b@D1"),
+        agg_1=listing("vpp_1@D1", "b2@D1"),
+        agg_2=listing("vpp_2@D1"),
+        owner_1=listing("a1@D1", "a1@D2"),
+        owner_2=listing(),
+        regulator=listing("a1@D1", "a1@D2", "vpp_1@D1", "b2@D1", "vpp_2@D1", "virtual:tdi_a@D1", "virtual:tdi_b@D1"),
+        anonymous=UNAUTHENTICATED,
+    ),
+    ("GET", "/offers/{offer_id}"): row(  # vpp_1@D1: agg_1's, at tdi_a, to the TSO
+        tso=ok(200, "vpp_1@D1"),
+        ldc_a=ok(200, "vpp_1@D1"),
+        ldc_b=HIDDEN,
+        agg_1=ok(200, "vpp_1@D1"),
+        agg_2=HIDDEN,
+        owner_1=HIDDEN,
+        owner_2=HIDDEN,
+        regulator=ok(200, "vpp_1@D1"),
+        anonymous=UNAUTHENTICATED,
+    ),
+    ("POST", "/tdis/{tdi_id}/dso-offers"): row(  # tdi_a, day-ahead D2 (a1's offer)
+        tso=FORBIDDEN,
+        ldc_a=ok_unchecked(201),
+        ldc_b=FORBIDDEN,  # not its interface
+        agg_1=FORBIDDEN,
+        agg_2=FORBIDDEN,
+        owner_1=FORBIDDEN,
+        owner_2=FORBIDDEN,
+        regulator=FORBIDDEN,
+        anonymous=UNAUTHENTICATED,
+    ),
+    # --- clearing runs: prices per interface public to every caller; resource results as each may see them
+    ("POST", "/clearing-runs"): row(  # real-time R2, past gate closure
+        tso=ok_unchecked(201),
+        ldc_a=FORBIDDEN,
+        ldc_b=FORBIDDEN,
+        agg_1=FORBIDDEN,
+        agg_2=FORBIDDEN,
+        owner_1=FORBIDDEN,
+        owner_2=FORBIDDEN,
+        regulator=FORBIDDEN,
+        anonymous=UNAUTHENTICATED,
+    ),
+    ("GET", "/clearing-runs"): _everyone(listing("D1", "R0", "R1")),
+    ("GET", "/clearing-runs/{run_id}"): row(  # D1 (rows: the run and the resource results the caller sees)
+        tso=ok(200, "D1(virtual:tdi_a,virtual:tdi_b,vpp_1)"),
+        ldc_a=ok(200, "D1(virtual:tdi_a,vpp_1)"),
+        ldc_b=ok(200, "D1(virtual:tdi_b)"),
+        agg_1=ok(200, "D1(vpp_1)"),
+        agg_2=ok(200, "D1()"),
+        owner_1=ok(200, "D1()"),
+        owner_2=ok(200, "D1()"),
+        regulator=ok(200, "D1(virtual:tdi_a,virtual:tdi_b,vpp_1)"),
+        anonymous=UNAUTHENTICATED,
+    ),
+    ("POST", "/clearing-runs/{run_id}/instructions"): row(  # R0, cleared, not dispatched
+        tso=ok_unchecked(201),
+        ldc_a=FORBIDDEN,
+        ldc_b=FORBIDDEN,
+        agg_1=FORBIDDEN,
+        agg_2=FORBIDDEN,
+        owner_1=FORBIDDEN,
+        owner_2=FORBIDDEN,
+        regulator=FORBIDDEN,
+        anonymous=UNAUTHENTICATED,
+    ),
+    # --- instructions (rows "<resource>@<interval>"; net: an interface's scheduled net exchange)
+    ("GET", "/instructions"): row(
+        # the TSO: its own, and below an interface only what its model shows (vpp_2 is a wholesale aggregation;
+        # b2 sits behind the Total DSO)
+        tso=listing("vpp_1@D1", "virtual:tdi_a@D1", "virtual:tdi_b@D1", "net:tdi_b@D1", "net:tdi_b@R1", "vpp_2@D1"),
+        ldc_a=listing("vpp_1@D1", "virtual:tdi_a@D1"),
+        ldc_b=listing("virtual:tdi_b@D1", "net:tdi_b@D1", "net:tdi_b@R1", "vpp_2@D1", "b2@D1"),
+        agg_1=listing("vpp_1@D1", "b2@D1"),
+        agg_2=listing("vpp_2@D1"),
+        owner_1=listing(),
+        owner_2=listing(),
+        regulator=listing(
+            "vpp_1@D1",
+            "virtual:tdi_a@D1",
+            "virtual:tdi_b@D1",
+            "net:tdi_b@D1",
+            "net:tdi_b@R1",
+            "vpp_2@D1",
+            "b2@D1",
+        ),
+        anonymous=UNAUTHENTICATED,
+    ),
+    ("GET", "/instructions/{instruction_id}"): row(  # vpp_1@D1: TSO to agg_1, at tdi_a
+        tso=ok(200, "vpp_1@D1"),
+        ldc_a=ok(200, "vpp_1@D1"),
+        ldc_b=HIDDEN,
+        agg_1=ok(200, "vpp_1@D1"),
+        agg_2=HIDDEN,
+        owner_1=HIDDEN,
+        owner_2=HIDDEN,
+        regulator=ok(200, "vpp_1@D1"),
+        anonymous=UNAUTHENTICATED,
+    ),
+    ("POST", "/instructions/{instruction_id}/responses"): row(  # receipt of vpp_1@D1
+        tso=FORBIDDEN,
+        ldc_a=FORBIDDEN,  # sees it (its interface) but is not the recipient
+        ldc_b=HIDDEN,
+        agg_1=ok_unchecked(200),
+        agg_2=HIDDEN,
+        owner_1=HIDDEN,
+        owner_2=HIDDEN,
+        regulator=FORBIDDEN,
+        anonymous=UNAUTHENTICATED,
+    ),
+    ("POST", "/instructions/responses"): row(  # a batch: receipt of b2@D1 (ldc_b to agg_1)
+        tso=FORBIDDEN,
+        ldc_a=refused(422, "instructions.batch_rejected"),
+        ldc_b=refused(422, "instructions.batch_rejected"),  # issued it; only the recipient answers
+        agg_1=ok_unchecked(200),
+        agg_2=refused(422, "instructions.batch_rejected"),
+        owner_1=refused(422, "instructions.batch_rejected"),  # owns b2, but agg_1 represents it
+        owner_2=refused(422, "instructions.batch_rejected"),
+        regulator=FORBIDDEN,
+        anonymous=UNAUTHENTICATED,
+    ),
+    ("POST", "/instructions/{instruction_id}/split"): row(  # virtual:tdi_a@D1, to ldc_a
+        tso=FORBIDDEN,
+        ldc_a=ok_unchecked(201),
+        ldc_b=HIDDEN,
+        agg_1=HIDDEN,
+        agg_2=HIDDEN,
+        owner_1=FORBIDDEN,
+        owner_2=FORBIDDEN,
+        regulator=FORBIDDEN,
+        anonymous=UNAUTHENTICATED,
+    ),
+    ("POST", "/operating-instructions"): row(  # cut 50 kW of load under tdi_a
+        tso=ok_unchecked(201),
+        ldc_a=FORBIDDEN,
+        ldc_b=FORBIDDEN,
+        agg_1=FORBIDDEN,
+        agg_2=FORBIDDEN,
+        owner_1=FORBIDDEN,
+        owner_2=FORBIDDEN,
+        regulator=FORBIDDEN,
+        anonymous=UNAUTHENTICATED,
+    ),
+    ("POST", "/instructions/escalations"): row(  # net:tdi_b@R1 is overdue
+        tso=ok_unchecked(200),
+        ldc_a=FORBIDDEN,
+        ldc_b=FORBIDDEN,
+        agg_1=FORBIDDEN,
+        agg_2=FORBIDDEN,
+        owner_1=FORBIDDEN,
+        owner_2=FORBIDDEN,
+        regulator=FORBIDDEN,
+        anonymous=UNAUTHENTICATED,
+    ),
+    ("GET", "/notifications"): row(  # reverse flow at D1: to the TSO only
+        tso=listing("reverse_flow:tdi_a@D1", "reverse_flow:tdi_b@D1"),
+        ldc_a=listing(),
+        ldc_b=listing(),
+        agg_1=listing(),
+        agg_2=listing(),
+        owner_1=listing(),
+        owner_2=listing(),
+        regulator=listing("reverse_flow:tdi_a@D1", "reverse_flow:tdi_b@D1"),
+        anonymous=UNAUTHENTICATED,
+    ),
 }
 
 
@@ -385,6 +566,42 @@ def _member(aggregation: str, der_key: str) -> Callable[[MatrixProvince], dict[s
         "aggregation_id": m.aggregations[aggregation],
         "member_id": m.members[f"{aggregation}/{der_key}"],
     }
+
+
+def _instruction(label: str) -> Callable[[MatrixProvince], dict[str, str]]:
+    return lambda m: {"instruction_id": m.market[f"instruction:{label}"]}
+
+
+def _interval(m: MatrixProvince, label: str) -> str:
+    return next(iso for iso, name in m.intervals.items() if name == label)
+
+
+def _rt_item(m: MatrixProvince, der_key: str) -> Json:
+    """A real-time offer for a DER, 30 minutes after the clock (open)."""
+    now = m.province.clock.now() + timedelta(minutes=30)
+    start = now.replace(minute=now.minute - now.minute % 5, second=0, microsecond=0)
+    return {
+        "resource_kind": "der",
+        "resource_id": m.ders[der_key],
+        "market": "real_time",
+        "interval_start": start.isoformat(),
+        "segments": [{"price_cad_per_mwh": "20", "quantity_kw": "30"}],
+    }
+
+
+def _resource_name(m: MatrixProvince, item: Json) -> str:
+    name = _name(m, item["resource_id"])
+    return f"virtual:{name}" if item["resource_kind"] == "dso_virtual" else name
+
+
+def _run_rows(m: MatrixProvince, body: Any) -> frozenset[str]:
+    return frozenset(
+        f"{_name(m, run['id'])}({','.join(sorted(_resource_name(m, r) for r in run['resources']))})" for run in body
+    )
+
+
+def _notification_rows(m: MatrixProvince, body: Any) -> frozenset[str]:
+    return frozenset(f"{n['kind']}:{_name(m, n['tdi_id'])}@{m.interval_label(n['interval_start'])}" for n in body)
 
 
 CALLS: dict[tuple[str, str], Call] = {
@@ -454,6 +671,53 @@ CALLS: dict[tuple[str, str], Call] = {
     ("POST", "/aggregations/{aggregation_id}/members/{member_id}/withdraw"): Call(
         _member("span", "a3"), rows=_one(_aggregation_rows)
     ),
+    ("POST", "/offers"): Call(
+        _none,
+        body=lambda m: {
+            "items": [
+                _rt_item(m, "a1"),
+                _rt_item(m, "a3"),
+                _rt_item(m, "b1"),
+                _rt_item(m, "d1"),
+            ]
+        },
+    ),
+    ("GET", "/offers"): Call(_none, rows=_names),
+    ("GET", "/offers/{offer_id}"): Call(lambda m: {"offer_id": m.market["offer:vpp_1@D1"]}, rows=_one(_names)),
+    ("POST", "/tdis/{tdi_id}/dso-offers"): Call(
+        _tdi("tdi_a"), body=lambda m: {"market": "day_ahead", "interval_start": _interval(m, "D2")}
+    ),
+    ("POST", "/clearing-runs"): Call(
+        _none,
+        body=lambda m: {"market": "real_time", "interval_start": _interval(m, "R2"), "energy_requirement_kw": 0},
+    ),
+    ("GET", "/clearing-runs"): Call(_none, rows=_names),
+    ("GET", "/clearing-runs/{run_id}"): Call(lambda m: {"run_id": m.market["run:D1"]}, rows=_one(_run_rows)),
+    ("POST", "/clearing-runs/{run_id}/instructions"): Call(lambda m: {"run_id": m.market["run:R0"]}),
+    ("GET", "/instructions"): Call(_none, rows=_names),
+    ("GET", "/instructions/{instruction_id}"): Call(_instruction("vpp_1@D1"), rows=_one(_names)),
+    ("POST", "/instructions/{instruction_id}/responses"): Call(
+        _instruction("vpp_1@D1"), body=lambda m: {"response": "receipt"}
+    ),
+    ("POST", "/instructions/responses"): Call(
+        _none,
+        body=lambda m: {"items": [{"instruction_id": m.market["instruction:b2@D1"], "response": "receipt"}]},
+    ),
+    ("POST", "/instructions/{instruction_id}/split"): Call(
+        _instruction("virtual:tdi_a@D1"), body=lambda m: {"method": "merit_order"}
+    ),
+    ("POST", "/operating-instructions"): Call(
+        _none,
+        body=lambda m: {
+            "tdi_id": m.province.tdis["tdi_a"],
+            "p_kw": 50,
+            "interval_start": (m.province.clock.now() + timedelta(minutes=10)).isoformat(),
+            "interval_end": (m.province.clock.now() + timedelta(minutes=70)).isoformat(),
+            "reason": "bulk-system contingency",
+        },
+    ),
+    ("POST", "/instructions/escalations"): Call(_none),
+    ("GET", "/notifications"): Call(_none, rows=_notification_rows),
 }
 
 

@@ -117,8 +117,9 @@ def test_unanswered_instructions_escalate_to_the_issuer(province: Province) -> N
     with pytest.raises(ConflictError) as late:
         p.run("owner_1", lambda ctx: instructions.respond_to_instruction(ctx, t1.id, Response.ACCEPT))
     assert late.value.code == "instructions.deadline_passed"
-    # an aggregator escalates only what it issued (nothing here); the TSO its own overdue instruction
-    assert p.run("agg_1", lambda ctx: instructions.escalate_overdue(ctx)) == []
+    # a platform job: the TSO triggers it over the API, the cycle and the CLI as the platform administrator
+    with pytest.raises(PermissionDenied):
+        p.run("agg_1", lambda ctx: instructions.escalate_overdue(ctx))
     escalated = p.run("tso", lambda ctx: instructions.escalate_overdue(ctx))
     # t1 (received, never accepted) and tdi_b's net schedule (ldc_b never answered); not t2 (accepted)
     assert {(i.resource_id, i.status) for i in escalated} == {  # type: ignore[attr-defined]

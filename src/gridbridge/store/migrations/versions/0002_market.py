@@ -34,10 +34,10 @@ def upgrade() -> None:
         sa.Column("reserve_requirement_kw", sa.Float(), nullable=False),
         sa.Column("cost_cad_per_h", gridbridge.store.market_tables.DecimalText(length=40), nullable=False),
         sa.Column(
-            "system_energy_price_cad_per_mwh", gridbridge.store.market_tables.DecimalText(length=40), nullable=False
+            "system_energy_price_cad_per_mwh", gridbridge.store.market_tables.DecimalText(length=40), nullable=True
         ),
         sa.Column(
-            "system_reserve_price_cad_per_mwh", gridbridge.store.market_tables.DecimalText(length=40), nullable=False
+            "system_reserve_price_cad_per_mwh", gridbridge.store.market_tables.DecimalText(length=40), nullable=True
         ),
         sa.Column("energy_shortage_kw", sa.Float(), nullable=False),
         sa.Column("reserve_shortage_kw", sa.Float(), nullable=False),
@@ -109,9 +109,9 @@ def upgrade() -> None:
         sa.Column("der_schedule_kw", sa.Float(), nullable=False),
         sa.Column("injection_kw", sa.Float(), nullable=False),
         sa.Column("net_flow_kw", sa.Float(), nullable=False),
-        sa.Column("energy_price_cad_per_mwh", gridbridge.store.market_tables.DecimalText(length=40), nullable=False),
-        sa.Column("reserve_price_cad_per_mwh", gridbridge.store.market_tables.DecimalText(length=40), nullable=False),
-        sa.Column("congestion_cad_per_mwh", gridbridge.store.market_tables.DecimalText(length=40), nullable=False),
+        sa.Column("energy_price_cad_per_mwh", gridbridge.store.market_tables.DecimalText(length=40), nullable=True),
+        sa.Column("reserve_price_cad_per_mwh", gridbridge.store.market_tables.DecimalText(length=40), nullable=True),
+        sa.Column("congestion_cad_per_mwh", gridbridge.store.market_tables.DecimalText(length=40), nullable=True),
         sa.Column("shortfall_kw", sa.Float(), nullable=False),
         sa.Column("redispatched_kw", sa.Float(), nullable=False),
         sa.ForeignKeyConstraint(
@@ -151,7 +151,7 @@ def upgrade() -> None:
         sa.Column("first_p_kw", sa.Float(), nullable=False),
         sa.Column("p_kw", sa.Float(), nullable=False),
         sa.Column("reserve_kw", sa.Float(), nullable=False),
-        sa.Column("price_cad_per_mwh", gridbridge.store.market_tables.DecimalText(length=40), nullable=False),
+        sa.Column("price_cad_per_mwh", gridbridge.store.market_tables.DecimalText(length=40), nullable=True),
         sa.ForeignKeyConstraint(
             ["run_id"], ["clearing_runs.id"], name=op.f("fk_clearing_resources_run_id_clearing_runs")
         ),
