@@ -10,7 +10,10 @@ Stages, each timed (docs/coordination-engines.md explains them):
 4. distribution checks: every direct DER's dispatch against its envelope (outages included), the shortfall
    re-dispatched by the TSO until none is left, then the net-flow forecast and reverse-flow detection;
 5. disaggregation: DSO and aggregation instructions split to DERs by merit order within envelopes;
-6. persisted instructions: every DER instruction, with its parent, written through an ``InstructionSink``.
+6. persisted instructions: every DER instruction, with its parent, written through an ``InstructionSink``
+   (``gridbridge.services.instruction_sink``): the benchmark's own SQLite file (``--sink sqlite``), or
+   gridbridge's ``instructions`` table through the store (``--sink store``: SQLite by default, PostgreSQL with
+   ``--db`` or ``GRIDBRIDGE_DATABASE_URL``); ``--sink both`` times the store and shows the SQLite file beside it.
 
 The baseline solves the same first clearing as one HiGHS LP with every DER as its own variable (DSO members
 at the band price their DSO offered, so the least cost must agree), in the same process.
@@ -20,19 +23,21 @@ from __future__ import annotations
 
 import math
 import multiprocessing
+import os
 import sqlite3
 import tempfile
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Annotated, Protocol
+from typing import Annotated
 
 import numpy as np
 import typer
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy import Engine
 
 from gridbridge.bench.province import Province, generate_province
 from gridbridge.domain.offers import OfferCheck
@@ -55,6 +60,18 @@ from gridbridge.engines.clearing.types import FloatArray, Int8Array, IntArray, s
 from gridbridge.engines.disaggregation import split_merit_order
 from gridbridge.engines.netflow import detect_limit_violations, detect_reverse_flow, net_load_forecast
 from gridbridge.engines.shortfall import redispatch_shortfall
+from gridbridge.services.instruction_sink import (
+    ENERGY,
+    ISSUER_AGGREGATOR,
+    ISSUER_DSO,
+    ISSUER_TSO,
+    RESERVE,
+    InstructionArrays,
+    InstructionSink,
+)
+from gridbridge.store import schema
+from gridbridge.store.database import URL_VARIABLE, make_engine
+from gridbridge.store.instruction_sink import StoreInstructionSink
 
 STAGES = (
     "validation",
@@ -65,37 +82,7 @@ STAGES = (
     "persisted instructions",
 )
 SHORTAGE_PRICE_CAD_PER_MWH = 2000.0
-
-ISSUER_TSO, ISSUER_DSO, ISSUER_AGGREGATOR = 0, 1, 2
-ENERGY, RESERVE = 0, 1
-
-
-@dataclass(frozen=True, eq=False)
-class InstructionArrays:
-    """One interval's DER instructions as columns: who, from which parent instruction, what, how much."""
-
-    interval_start: datetime
-    der_index: IntArray
-    issuer: Int8Array
-    """0 TSO (direct dispatch), 1 DSO (its virtual resource), 2 aggregator (its aggregation)."""
-    parent_index: IntArray
-    """The parent instruction: the index of the cleared resource whose instruction this one splits."""
-    product: Int8Array
-    """0 energy, 1 operating reserve."""
-    p_kw: FloatArray
-
-    @property
-    def rows(self) -> int:
-        """Number of instructions."""
-        return int(self.der_index.size)
-
-
-class InstructionSink(Protocol):
-    """Where instructions go once issued (the store-backed sink implements the same method)."""
-
-    def write(self, instructions: InstructionArrays) -> int:
-        """Persist all instructions in one transaction; return the number of rows written."""
-        ...
+SINKS = ("sqlite", "store", "both")
 
 
 class SqliteBenchInstructionSink:
@@ -164,6 +151,10 @@ class CycleFigures:
     limit_violations: int = 0
     instructions: int = 0
     system_price_cad_per_mwh: float = 0.0
+    persist_label: str = "persisted instructions"
+    other_persist_label: str | None = None
+    other_persist_s: float | None = None
+    """With ``--sink both``: the second sink's time for the same instructions (not part of the whole cycle)."""
     models: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -388,8 +379,12 @@ def run_cycle(
     baseline: bool = False,
     baseline_time_limit_s: float = 120.0,
     baseline_solver: str = "simplex",
+    other_sink: InstructionSink | None = None,
 ) -> CycleFigures:
-    """Run one interval's cycle on ``province``, timing each stage, and the baseline if asked."""
+    """Run one interval's cycle on ``province``, timing each stage, and the baseline if asked.
+
+    ``other_sink`` writes the same instructions a second time, timed apart (``CycleFigures.other_persist_s``).
+    """
     figures = CycleFigures(n_ders=province.n_ders)
     for idx, model in enumerate(province.models):
         figures.models[model.name.value] = int(np.sum(province.interface_model == idx))
@@ -443,6 +438,12 @@ def run_cycle(
     t = clock()
     figures.instructions = sink.write(instructions)
     figures.stage_s["persisted instructions"] = clock() - t
+    if other_sink is not None:
+        t = clock()
+        written = other_sink.write(instructions)
+        figures.other_persist_s = clock() - t
+        if written != figures.instructions:
+            raise RuntimeError(f"the two sinks wrote {figures.instructions} and {written} instructions")
 
     if baseline:
         t = clock()
@@ -548,14 +549,31 @@ def cycle(
     baseline_solver: Annotated[
         str, typer.Option(help="HiGHS solver for the baseline: ipm (fastest at scale) or simplex.")
     ] = "ipm",
-    db: Annotated[Path | None, typer.Option(help="SQLite file for the instructions (default: a temp file).")] = None,
+    sink: Annotated[
+        str,
+        typer.Option(
+            help="Where the instructions go: sqlite (the benchmark's own SQLite file), store (gridbridge's "
+            "instructions table through the store), or both (the cycle counts the store; the SQLite file is timed "
+            "beside it)."
+        ),
+    ] = "sqlite",
+    db: Annotated[
+        str | None,
+        typer.Option(
+            help="The store's database URL (default: GRIDBRIDGE_DATABASE_URL, else a fresh SQLite file in a "
+            "temporary directory; the benchmark deletes its rows again), or with --sink sqlite the SQLite file."
+        ),
+    ] = None,
 ) -> None:
     """Benchmark one real-time coordination cycle against a one-LP baseline."""
+    if sink not in SINKS:
+        raise typer.BadParameter(f"--sink must be one of {', '.join(SINKS)}", param_hint="--sink")
     console = Console(width=None if Console().is_terminal else 132)
     sizes = [int(x) for x in ders.split(",") if x.strip()]
     interval = datetime(2026, 7, 15, 17, 0, tzinfo=UTC)
     results: list[CycleFigures] = []
     with tempfile.TemporaryDirectory() as tmp:
+        stores = _StoreSinks(sink, db, Path(tmp), interval)
         for n in sizes:
             t = time.perf_counter()
             province = generate_province(n, interfaces, seed=seed)
@@ -563,21 +581,80 @@ def cycle(
             console.print(f"[dim]{n:,} DERs: province drawn in {gen_s:.2f} s; running the cycle...[/dim]")
             runs: list[CycleFigures] = []
             for r in range(repeats):
-                path = db if db is not None else Path(tmp) / f"bench-cycle-{n}-{r}.db"
-                runs.append(
-                    run_cycle(
-                        province,
-                        SqliteBenchInstructionSink(path),
-                        interval_start=interval,
-                        baseline=r == 0 and n <= baseline_max_ders,
-                        baseline_time_limit_s=baseline_time_limit,
-                        baseline_solver=baseline_solver,
-                    )
+                file_path = Path(db) if (db is not None and sink == "sqlite") else Path(tmp) / f"bench-{n}-{r}.db"
+                file_sink = SqliteBenchInstructionSink(file_path)
+                store_sink = stores.sink(n, r) if sink != "sqlite" else None
+                primary: InstructionSink = store_sink if store_sink is not None else file_sink
+                figures = run_cycle(
+                    province,
+                    primary,
+                    interval_start=interval,
+                    baseline=r == 0 and n <= baseline_max_ders,
+                    baseline_time_limit_s=baseline_time_limit,
+                    baseline_solver=baseline_solver,
+                    other_sink=file_sink if sink == "both" else None,
                 )
+                if store_sink is not None:
+                    stores.clean(store_sink)
+                figures.persist_label = (
+                    stores.label if store_sink is not None else "persisted instructions (SQLite file)"
+                )
+                if sink == "both":
+                    figures.other_persist_label = "persisted instructions (SQLite file, not in the cycle)"
+                runs.append(figures)
             figures = runs[0]
             figures.stage_s = {stage: float(np.median([run.stage_s[stage] for run in runs])) for stage in STAGES}
+            others = [run.other_persist_s for run in runs if run.other_persist_s is not None]
+            figures.other_persist_s = float(np.median(others)) if others else None
             results.append(figures)
+        stores.close()
     _report(console, results, baseline_time_limit, repeats, baseline_solver)
+
+
+class _StoreSinks:
+    """Store sinks for the benchmark: on ``--db``, ``GRIDBRIDGE_DATABASE_URL``, or a fresh SQLite file per run."""
+
+    def __init__(self, choice: str, db: str | None, tmp: Path, interval: datetime) -> None:
+        self.choice = choice
+        self.url = db if (db is not None and choice != "sqlite") else os.environ.get(URL_VARIABLE)
+        if self.url is not None and "://" not in self.url:
+            self.url = f"sqlite:///{Path(self.url).resolve()}"
+        self.tmp = tmp
+        self.interval = interval
+        self.shared: Engine | None = None
+        backend = (self.url or "sqlite").split(":", 1)[0].split("+", 1)[0]
+        self.label = f"persisted instructions (store, {backend})"
+
+    def sink(self, n: int, r: int) -> StoreInstructionSink:
+        """A store sink on a migrated database."""
+        if self.url is not None:
+            if self.shared is None:
+                self.shared = make_engine(self.url)
+                schema.upgrade(self.shared)
+            engine = self.shared
+        else:
+            engine = make_engine(f"sqlite:///{self.tmp / f'store-{n}-{r}.db'}")
+            schema.upgrade(engine)
+        return StoreInstructionSink(
+            engine,
+            issued_at=self.interval - timedelta(minutes=5),
+            der_ids=lambda index: [f"bench-der-{i}" for i in index],
+            party_ids=("bench-tso", "bench-dso", "bench-aggregator"),
+            der_party="bench-der-owner",
+        )
+
+    def clean(self, sink: StoreInstructionSink) -> None:
+        """Delete the benchmark's rows from a database it did not create; dispose a per-run engine."""
+        if self.url is not None:
+            for batch in sink.batches:
+                sink.delete_batch(batch)
+        else:
+            sink.engine.dispose()
+
+    def close(self) -> None:
+        """Dispose the shared engine."""
+        if self.shared is not None:
+            self.shared.dispose()
 
 
 def _report(
@@ -599,7 +676,11 @@ def _report(
 
     for stage in STAGES:
         values = [r.stage_s[stage] for r in results]
-        table.add_row(stage, *[_fmt(v) for v in values], *growth(values))
+        label = results[-1].persist_label if stage == "persisted instructions" else stage
+        table.add_row(label, *[_fmt(v) for v in values], *growth(values))
+    if all(r.other_persist_s is not None for r in results):
+        other = [float(r.other_persist_s or 0.0) for r in results]
+        table.add_row(f"[dim]{results[-1].other_persist_label}[/dim]", *[_fmt(v) for v in other], *growth(other))
     totals = [r.total_s for r in results]
     cc = [r.clearing_and_checks_s for r in results]
     table.add_row("[bold]whole cycle[/bold]", *[_fmt(v) for v in totals], *growth(totals))

@@ -168,14 +168,14 @@ def upgrade() -> None:
                 "operating",
                 name="instructionkind_enum",
                 native_enum=False,
-                create_constraint=True,
+                create_constraint=False,
                 length=32,
             ),
             nullable=False,
         ),
         sa.Column(
             "market",
-            sa.Enum("day_ahead", "real_time", name="market_enum", native_enum=False, create_constraint=True, length=32),
+            sa.Enum("day_ahead", "real_time", name="market_enum", native_enum=False, create_constraint=False, length=32),
             nullable=True,
         ),
         sa.Column(
@@ -186,7 +186,7 @@ def upgrade() -> None:
                 "load_curtailment",
                 name="instructionproduct_enum",
                 native_enum=False,
-                create_constraint=True,
+                create_constraint=False,
                 length=32,
             ),
             nullable=False,
@@ -205,7 +205,7 @@ def upgrade() -> None:
                 "interface",
                 name="resourcekind_enum",
                 native_enum=False,
-                create_constraint=True,
+                create_constraint=False,
                 length=32,
             ),
             nullable=False,
@@ -227,7 +227,7 @@ def upgrade() -> None:
                 "escalated",
                 name="instructionstatus_enum",
                 native_enum=False,
-                create_constraint=True,
+                create_constraint=False,
                 length=32,
             ),
             nullable=False,
@@ -243,7 +243,7 @@ def upgrade() -> None:
         sa.Column(
             "split_method",
             sa.Enum(
-                "merit_order", "pro_rata", name="splitmethod_enum", native_enum=False, create_constraint=True, length=32
+                "merit_order", "pro_rata", name="splitmethod_enum", native_enum=False, create_constraint=False, length=32
             ),
             nullable=True,
         ),
