@@ -4,6 +4,7 @@ traceable, one transaction; and ``gridbridge bench cycle --sink store|both``."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -89,3 +90,10 @@ def test_bench_cycle_persists_through_the_store(choice: str) -> None:
 def test_bench_cycle_refuses_an_unknown_sink() -> None:
     result = CliRunner().invoke(app, ["bench", "cycle", "--ders", "3000", "--sink", "csv"])
     assert result.exit_code != 0
+
+
+def test_market_escalate_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GRIDBRIDGE_DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
+    result = CliRunner().invoke(app, ["market", "escalate"])
+    assert result.exit_code == 0, result.output
+    assert "0 instruction(s) escalated" in result.output
