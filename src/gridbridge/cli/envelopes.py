@@ -174,53 +174,118 @@ def _print_summary(run: EnvelopeRun, out: Path) -> None:
     console.print(f"timings: {timings}")
 
 
+_ENGINE_OPTIONS = (
+    ("interval_minutes", "--interval-minutes"),
+    ("policy", "--policy"),
+    ("v_min", "--v-min"),
+    ("v_max", "--v-max"),
+    ("max_loading_pct", "--max-loading-pct"),
+    ("tdi_reverse_limit_kw", "--tdi-reverse-limit-kw"),
+    ("profiles", "--profiles"),
+)
+
+
 @app.command("compute")
 def compute(
-    network: Annotated[str, typer.Option("--network", help="simbench:CODE or a pandapower JSON file")],
-    out: Annotated[Path, typer.Option("--out", help="CSV file to write (one row per point and interval)")],
-    intervals: Annotated[
-        int | None, typer.Option("--intervals", min=1, help="Number of intervals (default: 24 h)")
+    network: Annotated[
+        str | None, typer.Option("--network", help="simbench:CODE or a pandapower JSON file (no database)")
     ] = None,
-    interval_minutes: Annotated[int, typer.Option("--interval-minutes", help="Interval length: 5, 15 or 30")] = 5,
-    policy: Annotated[AllocationPolicy, typer.Option("--policy", help="Allocation policy")] = AllocationPolicy.EQUAL,
-    v_min: Annotated[float, typer.Option("--v-min", help="Lower voltage limit (pu)")] = 0.95,
-    v_max: Annotated[float, typer.Option("--v-max", help="Upper voltage limit (pu)")] = 1.05,
+    tdi: Annotated[
+        str | None,
+        typer.Option("--tdi", help="Name of a T-D interface: its stored model, settings and network state"),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="CSV file to write (one row per point and interval)")
+    ] = None,
+    intervals: Annotated[
+        int | None, typer.Option("--intervals", min=1, help="Number of intervals (default: 24 h, or the horizon)")
+    ] = None,
+    interval_minutes: Annotated[
+        int | None, typer.Option("--interval-minutes", help="Interval length: 5, 15 or 30 (default 5)")
+    ] = None,
+    policy: Annotated[
+        AllocationPolicy | None, typer.Option("--policy", help="Allocation policy (default equal)")
+    ] = None,
+    v_min: Annotated[float | None, typer.Option("--v-min", help="Lower voltage limit (pu, default 0.95)")] = None,
+    v_max: Annotated[float | None, typer.Option("--v-max", help="Upper voltage limit (pu, default 1.05)")] = None,
     max_loading_pct: Annotated[
-        float, typer.Option("--max-loading-pct", help="Loading limit of lines and transformers (%)")
-    ] = 100.0,
+        float | None,
+        typer.Option("--max-loading-pct", help="Loading limit of lines and transformers (%, default 100)"),
+    ] = None,
     tdi_reverse_limit_kw: Annotated[
         float | None, typer.Option("--tdi-reverse-limit-kw", help="Reverse-flow limit at the T-D interface (kW)")
     ] = None,
     profiles: Annotated[
-        str, typer.Option("--profiles", help="simbench: SimBench profiles; none: the stored values, one interval")
-    ] = "simbench",
-    start: Annotated[str, typer.Option("--start", help="First interval start, ISO 8601 with zone")] = DEFAULT_START,
+        str | None,
+        typer.Option("--profiles", help="simbench: SimBench profiles (default); none: the stored values, one interval"),
+    ] = None,
+    start: Annotated[
+        str | None,
+        typer.Option("--start", help=f"First interval start, ISO 8601 with zone (default {DEFAULT_START}; --tdi: now)"),
+    ] = None,
     plots: Annotated[Path | None, typer.Option("--plots", help="Directory for the heatmap and profile plots")] = None,
     ac_backend: Annotated[
         str, typer.Option("--ac-backend", help="batched (all intervals at once) or runpp (pandapower per interval)")
     ] = "batched",
     log: Annotated[Path | None, typer.Option("--log", help="Write the calculation log as JSON here")] = None,
+    publish: Annotated[
+        bool, typer.Option("--publish/--no-publish", help="--tdi: publish the stored run's envelopes at once")
+    ] = False,
 ) -> None:
-    """Compute AC-verified operating envelopes for every connection point (bus with a load) and interval."""
+    """Compute AC-verified operating envelopes for every connection point (bus with a load) and interval.
+
+    With --network the grid is loaded from SimBench or a file and nothing is stored. With --tdi the interface's
+    stored network model, envelope settings and network events are used, and the run (its envelopes, calculation
+    log and verification) is stored; --publish publishes it.
+    """
     with reported_errors():
         if ac_backend not in ("batched", "runpp"):
             raise ValidationFailed(f"--ac-backend must be batched or runpp, not {ac_backend!r}", field="ac_backend")
-        n_intervals = _intervals(intervals, interval_minutes, profiles)
+        backend: AcBackend = "runpp" if ac_backend == "runpp" else "batched"
+        if (network is None) == (tdi is None):
+            raise ValidationFailed("give exactly one of --network and --tdi", field="network")
+        if tdi is not None:
+            given: dict[str, object] = {
+                "interval_minutes": interval_minutes,
+                "policy": policy,
+                "v_min": v_min,
+                "v_max": v_max,
+                "max_loading_pct": max_loading_pct,
+                "tdi_reverse_limit_kw": tdi_reverse_limit_kw,
+                "profiles": profiles,
+            }
+            for name, flag in _ENGINE_OPTIONS:
+                if given[name] is not None:
+                    raise ValidationFailed(
+                        f"{flag} cannot be used with --tdi: the interface's stored envelope settings apply "
+                        "(change them with `gridbridge envelopes settings --tdi NAME ...`)",
+                        field=name,
+                    )
+            _compute_stored(tdi, out, intervals, start, plots, log, publish, backend)
+            return
+        assert network is not None
+        if out is None:
+            raise ValidationFailed("--out is required with --network", field="out")
+        if publish:
+            raise ValidationFailed("--publish needs --tdi: nothing is stored with --network", field="publish")
+        profile_mode = profiles or "simbench"
+        minutes = interval_minutes if interval_minutes is not None else 5
+        n_intervals = _intervals(intervals, minutes, profile_mode)
         request = EnvelopeRequest(
-            start=parse_start(start),
+            start=parse_start(start or DEFAULT_START),
             intervals=n_intervals,
-            interval_minutes=interval_minutes,
-            policy=policy,
+            interval_minutes=minutes,
+            policy=policy or AllocationPolicy.EQUAL,
             limits=NetworkLimits(
-                v_min_pu=v_min,
-                v_max_pu=v_max,
-                max_loading_pct=max_loading_pct,
+                v_min_pu=0.95 if v_min is None else v_min,
+                v_max_pu=1.05 if v_max is None else v_max,
+                max_loading_pct=100.0 if max_loading_pct is None else max_loading_pct,
                 tdi_reverse_limit_kw=tdi_reverse_limit_kw,
             ),
         )
         with console.status(f"loading {network} ..."):
-            model = _network(network, "runpp" if ac_backend == "runpp" else "batched")
-            source = _forecast(model, profiles)
+            model = _network(network, backend)
+            source = _forecast(model, profile_mode)
         with Progress(
             TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TimeElapsedColumn(), console=console
         ) as bar:
@@ -236,14 +301,148 @@ def compute(
             log.parent.mkdir(parents=True, exist_ok=True)
             log.write_text(json.dumps({"log": run.log.as_dict(), "summary": run.summary()}, indent=2))
         if plots is not None:
-            from gridbridge.adapters.powerflow.plots import write_plots
-
-            with console.status("writing plots ..."):
-                files = write_plots(run, plots)
-            console.print(
-                f"plots: {files.heatmap_png}, {files.heatmap_html}, {files.profile_png}, {files.profile_html}"
-            )
+            _write_plots(run, plots)
         _print_summary(run, out)
+
+
+def _write_plots(run: EnvelopeRun, directory: Path) -> None:
+    from gridbridge.adapters.powerflow.plots import write_plots
+
+    with console.status("writing plots ..."):
+        files = write_plots(run, directory)
+    console.print(f"plots: {files.heatmap_png}, {files.heatmap_html}, {files.profile_png}, {files.profile_html}")
+
+
+def _compute_stored(
+    tdi: str,
+    out: Path | None,
+    intervals: int | None,
+    start: str | None,
+    plots: Path | None,
+    log: Path | None,
+    publish: bool,
+    ac_backend: AcBackend,
+) -> None:
+    """``compute --tdi``: a stored run on the interface's model, settings and network state."""
+    from gridbridge.adapters.powerflow.stored import PandapowerEnvelopeBackend
+    from gridbridge.cli.lookup import ready_platform, tdi_id
+    from gridbridge.domain.envelope_publication import RunTrigger
+    from gridbridge.services.envelope_runs import compute_run
+
+    platform = ready_platform()
+    found = tdi_id(platform, tdi)
+    first = parse_start(start) if start is not None else None
+    with console.status(f"computing the envelopes of {tdi} ..."), platform.context() as ctx:
+        outcome = compute_run(
+            ctx,
+            PandapowerEnvelopeBackend(ac_backend),
+            found,
+            start=first,
+            intervals=intervals,
+            publish=publish,
+            trigger=RunTrigger.CLI,
+        )
+    record = outcome.run
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        pd.concat([envelope_table(r) for r in outcome.engine_runs], ignore_index=True).to_csv(out, index=False)
+    if log is not None:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text(json.dumps({"run_id": record.id, "log": record.log, "summary": record.summary}, indent=2))
+    if plots is not None:
+        runs = outcome.engine_runs
+        for k, engine_run in enumerate(runs):
+            _write_plots(engine_run, plots if len(runs) == 1 else plots / f"block-{k + 1}")
+    summary = record.summary or {}
+    state = f"published ({outcome.published} envelopes)" if publish else "computed (publish with --publish)"
+    console.print(
+        f"run [bold]{record.id}[/] of {tdi}: {summary.get('points', 0)} connection points x {record.intervals} "
+        f"intervals of {record.interval_minutes} min from {record.start.isoformat()}, policy {record.policy.value}, "
+        f"{summary.get('blocks', 0)} network state block(s); verification {summary.get('verification')}; "
+        f"export {summary.get('export_kw_min', 0.0):.3f}..{summary.get('export_kw_max', 0.0):.3f} kW, "
+        f"import {summary.get('import_kw_min', 0.0):.3f}..{summary.get('import_kw_max', 0.0):.3f} kW; {state}"
+        + (f"; CSV {out}" if out is not None else "")
+    )
+
+
+@app.command("run-queued")
+def run_queued(
+    tdi: Annotated[str | None, typer.Option("--tdi", help="Only this T-D interface's queued runs")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="Process at most this many")] = 100,
+) -> None:
+    """Compute and publish the recomputations that network events queued (oldest first; each in its own
+    transaction; one that fails is marked failed with its error)."""
+    from gridbridge.adapters.powerflow.stored import PandapowerEnvelopeBackend
+    from gridbridge.cli.lookup import ready_platform, tdi_id
+    from gridbridge.services.envelope_runs import process_queued_run, queued_run_ids
+
+    with reported_errors():
+        platform = ready_platform()
+        found = tdi_id(platform, tdi) if tdi is not None else None
+        with platform.context() as ctx:
+            ids = queued_run_ids(ctx, tdi_id=found, limit=limit)
+        backend = PandapowerEnvelopeBackend()
+        for run_id in ids:
+            with platform.context() as ctx:
+                outcome = process_queued_run(ctx, backend, run_id)
+            run = outcome.run
+            detail = f"{outcome.published} envelopes published" if outcome.published else (run.error or {})
+            console.print(f"run {run_id}: {run.status.value}; {detail}")
+        console.print(f"{len(ids)} queued run(s) processed")
+
+
+@app.command("settings")
+def settings_command(
+    tdi: Annotated[str, typer.Option("--tdi", help="Name of the T-D interface")],
+    v_min: Annotated[float | None, typer.Option("--v-min", help="Lower voltage limit (pu)")] = None,
+    v_max: Annotated[float | None, typer.Option("--v-max", help="Upper voltage limit (pu)")] = None,
+    max_loading_pct: Annotated[float | None, typer.Option("--max-loading-pct", help="Loading limit (%)")] = None,
+    policy: Annotated[AllocationPolicy | None, typer.Option("--policy", help="Allocation policy")] = None,
+    interval_minutes: Annotated[int | None, typer.Option("--interval-minutes", help="5, 15 or 30")] = None,
+    horizon_hours: Annotated[int | None, typer.Option("--horizon-hours", help="1 to 168")] = None,
+    reverse_flow_limit_kw: Annotated[
+        float | None, typer.Option("--reverse-flow-limit-kw", help="kW (default: the interface's export limit)")
+    ] = None,
+    default_export_kw: Annotated[
+        float | None, typer.Option("--default-export-kw", help="Fallback export limit, approved DER (kW)")
+    ] = None,
+    default_import_kw: Annotated[float | None, typer.Option("--default-import-kw", help="Fallback import (kW)")] = None,
+    default_unapproved_export_kw: Annotated[
+        float | None, typer.Option("--default-unapproved-export-kw", help="Fallback export, no approved DER (kW)")
+    ] = None,
+) -> None:
+    """Show an interface's envelope settings, or change the ones given (validated as a whole, audited)."""
+    from gridbridge.cli.lookup import ready_platform, tdi_id
+    from gridbridge.services.envelope_runs import get_settings, update_settings
+
+    changes = {
+        name: value
+        for name, value in (
+            ("v_min_pu", v_min),
+            ("v_max_pu", v_max),
+            ("max_loading_pct", max_loading_pct),
+            ("policy", policy),
+            ("interval_minutes", interval_minutes),
+            ("horizon_hours", horizon_hours),
+            ("reverse_flow_limit_kw", reverse_flow_limit_kw),
+            ("default_export_kw", default_export_kw),
+            ("default_import_kw", default_import_kw),
+            ("default_unapproved_export_kw", default_unapproved_export_kw),
+        )
+        if value is not None
+    }
+    with reported_errors():
+        platform = ready_platform()
+        found = tdi_id(platform, tdi)
+        with platform.context() as ctx:
+            current = update_settings(ctx, found, changes) if changes else get_settings(ctx, found)
+        table = Table(title=f"Envelope settings of {tdi}")
+        table.add_column("setting")
+        table.add_column("value", justify="right")
+        for name, value in current.as_dict().items():
+            shown = "interface export limit" if name == "reverse_flow_limit_kw" and value is None else str(value)
+            table.add_row(name, shown)
+        console.print(table)
 
 
 def hosting_table(run: HostingCapacityRun) -> pd.DataFrame:

@@ -339,13 +339,15 @@ def compute_run(
     return RunOutcome(record, runs, published)
 
 
+def _known_events(run: EnvelopeRunRecord) -> set[str]:
+    """Ids of the network events the run was computed with (its calculation log lists them)."""
+    return {str(e["id"]) for e in (run.log or {}).get("network_events", [])}
+
+
 def _stale_events(ctx: Context, run: EnvelopeRunRecord) -> list[NetworkEvent]:
-    assert run.computed_at is not None
-    return [
-        e
-        for e in ctx.uow.envelopes.events.overlapping(run.tdi_id, run.start, run.end)
-        if e.recorded_at > run.computed_at
-    ]
+    """Network events overlapping the run's horizon that the run did not know of (recorded after it)."""
+    known = _known_events(run)
+    return [e for e in ctx.uow.envelopes.events.overlapping(run.tdi_id, run.start, run.end) if e.id not in known]
 
 
 def _publish(ctx: Context, run: EnvelopeRunRecord) -> tuple[EnvelopeRunRecord, int]:
@@ -380,9 +382,10 @@ def _publish(ctx: Context, run: EnvelopeRunRecord) -> tuple[EnvelopeRunRecord, i
     run.published_by = ctx.caller.user_id
     store.runs.update(run)
     replaced = []
+    known = _known_events(run)
     for queued in store.runs.queued(run.tdi_id, 10_000):
         left = max(queued.start, floor_to_interval(now, queued.interval_minutes))
-        if queued.requested_at <= run.computed_at and left >= run.start and queued.end <= run.end:
+        if queued.event_id in known and left >= run.start and queued.end <= run.end:
             queued.status = RunStatus.REPLACED
             queued.replaced_by = run.id
             store.runs.update(queued)

@@ -13,8 +13,12 @@
 from __future__ import annotations
 
 import copy
+import threading
+from collections import OrderedDict
 from functools import cache
 from typing import Any
+
+import pandapower as pp
 
 from gridbridge.adapters.network_io import SIMBENCH_PREFIX, load_pandapower_source, network_to_pandapower
 from gridbridge.adapters.powerflow.forecast import SimbenchProfileForecast, StoredValuesForecast
@@ -33,24 +37,44 @@ def simbench_profiles(code: str) -> dict[str, Any]:
 
 
 class PandapowerEnvelopeBackend:
-    """Stored model -> pandapower envelope network and forecast (see the module docstring)."""
+    """Stored model -> pandapower envelope network and forecast (see the module docstring).
 
-    def __init__(self, ac_backend: AcBackend = "batched") -> None:
+    Building a pandapower network from a model is the slow part of a small run, so the last ``cache_size``
+    built networks are kept (keyed by the model's value and its source). Each run still gets its own copy
+    (:class:`PandapowerEnvelopeNetwork` copies the network it is given), so concurrent runs share nothing.
+    """
+
+    def __init__(self, ac_backend: AcBackend = "batched", *, cache_size: int = 4) -> None:
         self.ac_backend: AcBackend = ac_backend
+        self.cache_size = cache_size
+        self._nets: OrderedDict[tuple[NetworkModel, str], pp.pandapowerNet] = OrderedDict()
+        self._lock = threading.Lock()
 
-    def prepare(self, model: NetworkModel, *, source: str) -> PreparedNetwork:
-        """The engine's network of ``model`` and the forecast that fits ``source``."""
+    def _template(self, model: NetworkModel, source: str) -> pp.pandapowerNet:
+        key = (model, source)
+        with self._lock:
+            if key in self._nets:
+                self._nets.move_to_end(key)
+                return self._nets[key]
         net = network_to_pandapower(model)
         for table in ("gen", "storage"):  # SimBench's converter looks for a profile column in every table
             if "profile" not in net[table].columns:
                 net[table]["profile"] = None
+        if source.startswith(SIMBENCH_PREFIX):
+            net.profiles = copy.copy(simbench_profiles(source[len(SIMBENCH_PREFIX) :].strip()))
+        with self._lock:
+            self._nets[key] = net
+            while len(self._nets) > self.cache_size:
+                self._nets.popitem(last=False)
+        return net
+
+    def prepare(self, model: NetworkModel, *, source: str) -> PreparedNetwork:
+        """The engine's network of ``model`` and the forecast that fits ``source``."""
+        net = self._template(model, source)
+        network = PandapowerEnvelopeNetwork(net, name=f"{model.name} ({source})", ac_backend=self.ac_backend)
         forecast: ForecastSource
         if source.startswith(SIMBENCH_PREFIX):
-            profiles = simbench_profiles(source[len(SIMBENCH_PREFIX) :].strip())
-            net.profiles = copy.copy(profiles)
-            network = PandapowerEnvelopeNetwork(net, name=f"{model.name} ({source})", ac_backend=self.ac_backend)
             forecast = SimbenchProfileForecast(network)
         else:
-            network = PandapowerEnvelopeNetwork(net, name=f"{model.name} ({source})", ac_backend=self.ac_backend)
             forecast = StoredValuesForecast(network)
         return PreparedNetwork(network=network, forecast=forecast)
