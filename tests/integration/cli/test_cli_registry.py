@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+import pandapower
 import pytest
 import typer
 from typer.testing import CliRunner
 
+from gridbridge.adapters.network_io import load_pandapower_source
 from gridbridge.cli.main import app
 from gridbridge.store.database import make_engine, session_factory
 from gridbridge.store.uow import SqlUnitOfWork
@@ -98,6 +100,15 @@ def test_admin_flow_network_import_and_audit(db_env: str) -> None:
     assert "connection points" in output
     code, output = _invoke("network", "import", "simbench:1-LV-rural1--0-sw", "--tdi", "Leaside TS")
     assert code == 2  # replacing needs --replace
+    exported = Path(db_env.removeprefix("sqlite:///")).with_name("exported.json")
+    code, output = _invoke("network", "export", "--tdi", "Leaside TS", "--out", str(exported))
+    assert code == 0, output
+    original = load_pandapower_source("simbench:1-LV-rural1--0-sw")
+    roundtrip = pandapower.from_json(str(exported))
+    pandapower.runpp(original)
+    pandapower.runpp(roundtrip)
+    assert list(roundtrip.bus.name) == list(original.bus.name)
+    assert roundtrip.res_bus.vm_pu.to_numpy() == pytest.approx(original.res_bus.vm_pu.to_numpy(), abs=1e-9)
     code, output = _invoke("admin", "revoke", "--username", "ops")
     assert code == 0
     assert "revoked 1 token" in output
