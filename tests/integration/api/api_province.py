@@ -33,6 +33,11 @@ virtual-resource offers for D1; run D1 cleared and dispatched (``vpp_1@D1`` to a
 ldc_a, ``virtual:tdi_b@D1`` and ``net:tdi_b@D1`` to ldc_b; ldc_b split its virtual instruction into ``vpp_2@D1``
 for agg_2 and ``b2@D1`` for agg_1); real-time run R0 cleared but not dispatched, R1 dispatched (``net:tdi_b@R1``
 to ldc_b, overdue: the clock is 3 minutes past its deadline). Reverse flow was notified for tdi_a and tdi_b at D1.
+
+Envelopes (``add_envelopes``, labelled in ``MatrixProvince.envelopes``): a published run on tdi_a and one on
+tdi_b (two 30-minute intervals each), an outage of tdi_a's feeder ``LV1.101 Line 12`` over that hour (the points
+of a2 and t1 drop to zero; ldc_a, the TSO, owner_1 and agg_1 are notified; a recomputation is queued), and a
+computed but unpublished run of tdi_a (``run:draft``).
 """
 
 from __future__ import annotations
@@ -87,6 +92,9 @@ class MatrixProvince:
     """Ids of the coordination cycle's objects by label (``run:D1``, ``offer:vpp_1@D1``, ``instruction:b2@D1``)."""
     intervals: dict[str, str] = field(default_factory=dict)
     """Interval labels (``D1``, ``R1``) by ISO start time (UTC)."""
+    envelopes: dict[str, str] = field(default_factory=dict)
+    """Envelope objects by label (``run:published``, ``run:draft``, ``run:queued``, ``event:outage``) and
+    connection points by id (``point:<id>`` -> ``tdi_a(a2)``: interface and the DER keys at the point)."""
     network_source: str = NETWORK_SOURCE
     """What ``POST /tdis/{id}/network`` imports (a pandapower JSON file of the same grid loads much faster)."""
 
@@ -225,7 +233,58 @@ def build_matrix_province(database_url: str) -> MatrixProvince:
 
     province.run("ldc_b", reject_b2)
     add_market(matrix)
+    add_envelopes(matrix)
     return matrix
+
+
+def add_envelopes(matrix: MatrixProvince) -> None:
+    """Envelopes (see the module docstring): 30-minute intervals and a one-hour horizon on tdi_a and tdi_b; a
+    published run on each; an outage of tdi_a's feeder ``LV1.101 Line 12`` (points of a2 and t1) over the
+    published hour, which zeroes their envelopes, queues a recomputation and notifies ldc_a, the TSO, owner_1
+    and agg_1; then a computed, unpublished run of tdi_a (``run:draft``)."""
+    from gridbridge.adapters.powerflow.stored import PandapowerEnvelopeBackend
+    from gridbridge.domain.envelope_publication import floor_to_interval
+    from gridbridge.domain.network_state import NetworkEventKind
+    from gridbridge.services import envelope_runs, network_state
+
+    province = matrix.province
+    backend = PandapowerEnvelopeBackend()
+    keys_at: dict[int, list[str]] = {}
+    with province.platform.unit_of_work() as uow:
+        for key, der_id in province.ders.items():
+            der = uow.ders.get(der_id)
+            assert der is not None
+            keys_at.setdefault(der.connection_point_id, []).append(key)
+    for tdi, ldc in (("tdi_a", "ldc_a"), ("tdi_b", "ldc_b")):
+        for point in province.points[tdi]:
+            matrix.envelopes[f"point:{point}"] = f"{tdi}({','.join(sorted(keys_at.get(point, ['-'])))})"
+        tdi_id = province.tdis[tdi]
+
+        def publish(ctx: Context, tdi_id: str = tdi_id) -> str:
+            envelope_runs.update_settings(ctx, tdi_id, {"interval_minutes": 30, "horizon_hours": 1})
+            return envelope_runs.compute_run(ctx, backend, tdi_id, publish=True).run.id
+
+        matrix.envelopes[f"run:published@{tdi}"] = str(province.run(ldc, publish))
+    start = floor_to_interval(province.clock.now(), 30)
+
+    def outage(ctx: Context) -> tuple[str, str]:
+        done = network_state.record_event(
+            ctx,
+            province.tdis["tdi_a"],
+            NetworkEventKind.UNPLANNED_OUTAGE,
+            start,
+            start + timedelta(hours=1),
+            open_elements=["LV1.101 Line 12"],
+            reason="cable fault",
+        )
+        assert done.queued_run is not None
+        return done.event.id, done.queued_run.id
+
+    event_id, queued_id = province.run("ldc_a", outage)  # type: ignore[misc]
+    matrix.envelopes["event:outage"] = event_id
+    matrix.envelopes["run:queued"] = queued_id
+    draft = province.run("ldc_a", lambda ctx: envelope_runs.compute_run(ctx, backend, province.tdis["tdi_a"]).run.id)
+    matrix.envelopes["run:draft"] = str(draft)
 
 
 def add_market(matrix: MatrixProvince) -> None:

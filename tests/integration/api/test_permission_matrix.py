@@ -126,6 +126,61 @@ def _only_ldc_a_of_tdi_a(status: int) -> dict[str, Outcome]:
     )
 
 
+def _operations_readers(outcome: Outcome) -> dict[str, Outcome]:
+    """An interface's network state, envelope settings and runs: its owning DSO (ldc_a), the TSO, observers."""
+    return row(
+        tso=outcome,
+        ldc_a=outcome,
+        ldc_b=FORBIDDEN,
+        agg_1=FORBIDDEN,
+        agg_2=FORBIDDEN,
+        owner_1=FORBIDDEN,
+        owner_2=FORBIDDEN,
+        regulator=outcome,
+        anonymous=UNAUTHENTICATED,
+    )
+
+
+def _only_owning_ldc_a(status: int) -> dict[str, Outcome]:
+    """A change to tdi_a's network state or envelopes: its owning DSO only (interfaces are public: 403 for others)."""
+    return row(
+        tso=FORBIDDEN,
+        ldc_a=ok_unchecked(status),
+        ldc_b=FORBIDDEN,
+        agg_1=FORBIDDEN,
+        agg_2=FORBIDDEN,
+        owner_1=FORBIDDEN,
+        owner_2=FORBIDDEN,
+        regulator=FORBIDDEN,
+        anonymous=UNAUTHENTICATED,
+    )
+
+
+_TDI_A_POINTS = ("a1", "a2", "a3", "r1", "rv1", "ap1", "s1", "t1", "m1", "-")
+_TDI_B_POINTS = ("b1", "b2", "d1", "-")
+
+
+def _envelope_points() -> dict[str, Outcome]:
+    """Whose connection points' envelopes each caller reads (the same points as the DERs it sees, and every
+    point of an LDC's interfaces): rows ``<interface>(<DER keys at the point>)``."""
+
+    def points(tdi: str, *keys: str) -> list[str]:
+        return [f"{tdi}({k})" for k in keys]
+
+    tdi_a, tdi_b = points("tdi_a", *_TDI_A_POINTS), points("tdi_b", *_TDI_B_POINTS)
+    return row(
+        tso=listing(*points("tdi_a", "a2")),  # alt 2: points with a market-participating DER; total DSO: none
+        ldc_a=listing(*tdi_a),
+        ldc_b=listing(*tdi_b),
+        agg_1=listing(*points("tdi_a", "a2", "a3", "t1", "m1"), *points("tdi_b", "b2")),
+        agg_2=listing(*points("tdi_b", "b1")),
+        owner_1=listing(*points("tdi_a", "a1", "a2", "r1", "rv1", "ap1", "s1", "t1"), *points("tdi_b", "b2")),
+        owner_2=listing(*points("tdi_a", "a3", "m1"), *points("tdi_b", "b1")),
+        regulator=listing(*tdi_a, *tdi_b),
+        anonymous=UNAUTHENTICATED,
+    )
+
+
 def _everyone(outcome: Outcome) -> dict[str, Outcome]:
     """The same answer for every authenticated role."""
     return row(**{r: outcome for r in ROLES if r != ANONYMOUS}, anonymous=UNAUTHENTICATED)
@@ -506,6 +561,60 @@ EXPECTED: dict[tuple[str, str], dict[str, Outcome]] = {
         regulator=listing("reverse_flow:tdi_a@D1", "reverse_flow:tdi_b@D1"),
         anonymous=UNAUTHENTICATED,
     ),
+    # --- network state and envelopes (rows: "<interface>(<DER keys at the connection point>)", "-" for none)
+    ("GET", "/tdis/{tdi_id}/envelope-settings"): _operations_readers(ok_unchecked(200)),  # tdi_a
+    ("PATCH", "/tdis/{tdi_id}/envelope-settings"): _only_owning_ldc_a(200),  # tdi_a
+    ("POST", "/tdis/{tdi_id}/network-events"): _only_owning_ldc_a(201),  # tdi_a, an outage two hours ahead
+    ("GET", "/tdis/{tdi_id}/network-events"): _operations_readers(listing("outage")),  # tdi_a
+    ("GET", "/network-notifications"): row(  # the outage of tdi_a's Line 12: a2 and t1 lose supply
+        tso=listing("tdi_a(a2)"),  # alt 2: only the market-participating a2
+        ldc_a=listing("tdi_a(a2,t1)"),
+        ldc_b=listing(),
+        agg_1=listing("tdi_a(a2,t1)"),
+        agg_2=listing(),
+        owner_1=listing("tdi_a(a2,t1)"),
+        owner_2=listing(),
+        regulator=listing("tdi_a(a2)", "tdi_a(a2,t1)"),
+        anonymous=UNAUTHENTICATED,
+    ),
+    ("POST", "/tdis/{tdi_id}/envelope-runs"): _only_owning_ldc_a(201),  # tdi_a, published at once
+    ("GET", "/tdis/{tdi_id}/envelope-runs"): _operations_readers(listing("published@tdi_a", "queued", "draft")),
+    ("GET", "/envelope-runs/{run_id}"): row(  # tdi_a's draft
+        tso=ok(200, "draft"),
+        ldc_a=ok(200, "draft"),
+        ldc_b=HIDDEN,
+        agg_1=FORBIDDEN,
+        agg_2=FORBIDDEN,
+        owner_1=FORBIDDEN,
+        owner_2=FORBIDDEN,
+        regulator=ok(200, "draft"),
+        anonymous=UNAUTHENTICATED,
+    ),
+    ("POST", "/envelope-runs/{run_id}/publish"): row(  # tdi_a's draft
+        tso=FORBIDDEN,
+        ldc_a=ok_unchecked(200),
+        ldc_b=HIDDEN,
+        agg_1=FORBIDDEN,
+        agg_2=FORBIDDEN,
+        owner_1=FORBIDDEN,
+        owner_2=FORBIDDEN,
+        regulator=FORBIDDEN,
+        anonymous=UNAUTHENTICATED,
+    ),
+    ("GET", "/envelopes"): _envelope_points(),
+    ("GET", "/envelopes/in-force"): _envelope_points(),
+    ("GET", "/ders/{der_id}/hosting-capacity"): row(  # a2 (tdi_a)
+        tso=FORBIDDEN,
+        ldc_a=ok(200, "a2"),
+        ldc_b=HIDDEN,
+        agg_1=FORBIDDEN,
+        agg_2=FORBIDDEN,
+        owner_1=FORBIDDEN,
+        owner_2=FORBIDDEN,
+        regulator=ok(200, "a2"),
+        anonymous=UNAUTHENTICATED,
+    ),
+    ("POST", "/ders/{der_id}/hosting-capacity"): _only_ldc_a_of_tdi_a(201),  # rv1, under review
 }
 
 
@@ -602,6 +711,24 @@ def _run_rows(m: MatrixProvince, body: Any) -> frozenset[str]:
 
 def _notification_rows(m: MatrixProvince, body: Any) -> frozenset[str]:
     return frozenset(f"{n['kind']}:{_name(m, n['tdi_id'])}@{m.interval_label(n['interval_start'])}" for n in body)
+
+
+def _envelope_labels(m: MatrixProvince, body: Any) -> frozenset[str]:
+    """Runs and network events by their label in ``MatrixProvince.envelopes`` (``run:draft`` -> ``draft``)."""
+    labels = {v: k.split(":", 1)[1] for k, v in m.envelopes.items() if not k.startswith("point:")}
+    return frozenset(labels.get(item["id"], f"?{item['id']}") for item in body)
+
+
+def _point_rows(m: MatrixProvince, body: Any, key: str) -> frozenset[str]:
+    """Connection points named ``<interface>(<DER keys at the point>)``."""
+    return frozenset(m.envelopes.get(f"point:{item[key]}", f"?{item[key]}") for item in body)
+
+
+def _notification_points(m: MatrixProvince, body: Any) -> frozenset[str]:
+    """A network notification named ``<interface>(<the recipient's DER keys in it>)``."""
+    return frozenset(
+        f"{_name(m, item['tdi_id'])}({','.join(sorted(_name(m, d) for d in item['der_ids']))})" for item in body
+    )
 
 
 CALLS: dict[tuple[str, str], Call] = {
@@ -718,6 +845,32 @@ CALLS: dict[tuple[str, str], Call] = {
     ),
     ("POST", "/instructions/escalations"): Call(_none),
     ("GET", "/notifications"): Call(_none, rows=_notification_rows),
+    ("GET", "/tdis/{tdi_id}/envelope-settings"): Call(_tdi("tdi_a")),
+    ("PATCH", "/tdis/{tdi_id}/envelope-settings"): Call(_tdi("tdi_a"), body=lambda m: {"default_export_kw": 2.0}),
+    ("POST", "/tdis/{tdi_id}/network-events"): Call(
+        _tdi("tdi_a"),
+        body=lambda m: {
+            "kind": "planned_outage",
+            "starts_at": (m.province.clock.now() + timedelta(hours=2)).isoformat(),
+            "ends_at": (m.province.clock.now() + timedelta(hours=3)).isoformat(),
+            "open_elements": ["LV1.101 Line 10"],
+            "reason": "cable replacement",
+        },
+    ),
+    ("GET", "/tdis/{tdi_id}/network-events"): Call(_tdi("tdi_a"), rows=_envelope_labels),
+    ("GET", "/network-notifications"): Call(_none, rows=_notification_points),
+    ("POST", "/tdis/{tdi_id}/envelope-runs"): Call(_tdi("tdi_a"), body=lambda m: {"publish": True}),
+    ("GET", "/tdis/{tdi_id}/envelope-runs"): Call(_tdi("tdi_a"), rows=_envelope_labels),
+    ("GET", "/envelope-runs/{run_id}"): Call(
+        lambda m: {"run_id": m.envelopes["run:draft"]}, rows=_one(_envelope_labels)
+    ),
+    ("POST", "/envelope-runs/{run_id}/publish"): Call(lambda m: {"run_id": m.envelopes["run:draft"]}),
+    ("GET", "/envelopes"): Call(_none, rows=lambda m, body: _point_rows(m, body, "connection_point_id")),
+    ("GET", "/envelopes/in-force"): Call(_none, rows=lambda m, body: _point_rows(m, body, "connection_point_id")),
+    ("GET", "/ders/{der_id}/hosting-capacity"): Call(
+        _der("a2"), rows=lambda m, body: frozenset({_name(m, body["der_id"])})
+    ),
+    ("POST", "/ders/{der_id}/hosting-capacity"): Call(_der("rv1")),
 }
 
 
