@@ -280,9 +280,9 @@ def add_envelopes(matrix: MatrixProvince) -> None:
         assert done.queued_run is not None
         return done.event.id, done.queued_run.id
 
-    event_id, queued_id = province.run("ldc_a", outage)  # type: ignore[misc]
-    matrix.envelopes["event:outage"] = event_id
-    matrix.envelopes["run:queued"] = queued_id
+    found = province.run("ldc_a", outage)
+    assert isinstance(found, tuple)
+    matrix.envelopes["event:outage"], matrix.envelopes["run:queued"] = str(found[0]), str(found[1])
     draft = province.run("ldc_a", lambda ctx: envelope_runs.compute_run(ctx, backend, province.tdis["tdi_a"]).run.id)
     matrix.envelopes["run:draft"] = str(draft)
 
