@@ -8,7 +8,7 @@
    the aggregator, carrying ``parent_id``.
 
 Rows go in through the table's compiled INSERT with the driver's ``executemany`` on SQLite and ``COPY ... FROM
-STDIN`` on PostgreSQL: never one ORM object per row. Column values that are the same for the whole batch (kind,
+STDIN`` (binary) on PostgreSQL: never one ORM object per row. Column values that are the same for the whole batch (kind,
 market, interval, times) pass through the columns' own bind processors once, so the rows are exactly what the
 repositories read back. Ids are ``<batch>-<n>`` (``<batch>-p<resource>-<product>`` for parents), ``<batch>`` a
 fresh random prefix per write; ``delete_batch`` removes a batch again.
@@ -52,6 +52,15 @@ VARYING = (
 )
 """Columns with one value per row (the order of the row tuples)."""
 COLUMNS = VARYING + CONSTANT
+COPY_TYPES = dict.fromkeys(COLUMNS, "varchar") | {
+    "p_kw": "float8",
+    "tso_visible": "bool",
+    "interval_start": "timestamp",
+    "interval_end": "timestamp",
+    "issued_at": "timestamp",
+    "deadline_at": "timestamp",
+}
+"""PostgreSQL types of the binary COPY (timestamps are naive UTC, as ``UtcDateTime`` stores them)."""
 
 
 def _literal(value: object) -> str:
@@ -153,11 +162,14 @@ class StoreInstructionSink:
                 parent_id, parent_keys.tolist(), parent_p.tolist(), parent_issuer.tolist(), strict=True
             )
         ]
-        parent_of_row: list[str | None] = [None] * arrays.rows
-        for row, slot in zip(np.flatnonzero(delegated).tolist(), inverse.tolist(), strict=True):
-            parent_of_row[row] = parent_id[slot]
+        # DER rows go in grouped by parent (direct ones first), so the primary key and the parent index grow
+        # in order: appends to the B-trees instead of inserts all over them
+        slot = np.full(arrays.rows, -1, dtype=np.int64)
+        slot[delegated] = inverse
+        order = np.lexsort((np.arange(arrays.rows), slot))
+        parent_of_row = [parent_id[k] if k >= 0 else None for k in slot[order].tolist()]
         issuer_name = {ISSUER_TSO: tso, ISSUER_DSO: dso, ISSUER_AGGREGATOR: aggregator}
-        der_names = self.der_ids(arrays.der_index.tolist())
+        der_names = self.der_ids(arrays.der_index[order].tolist())
         ders = [
             (
                 f"{batch}-{n:08d}",
@@ -174,9 +186,9 @@ class StoreInstructionSink:
             for n, (der, prod, p, who, parent) in enumerate(
                 zip(
                     der_names,
-                    arrays.product.tolist(),
-                    arrays.p_kw.tolist(),
-                    issuer.tolist(),
+                    arrays.product[order].tolist(),
+                    arrays.p_kw[order].tolist(),
+                    issuer[order].tolist(),
                     parent_of_row,
                     strict=True,
                 )
@@ -193,8 +205,9 @@ class StoreInstructionSink:
         with self.engine.begin() as conn:
             if self.engine.dialect.name == "postgresql":
                 raw: Any = conn.connection.driver_connection
-                sql = f"COPY instructions ({', '.join(COLUMNS)}) FROM STDIN"
+                sql = f"COPY instructions ({', '.join(COLUMNS)}) FROM STDIN (FORMAT BINARY)"
                 with raw.cursor() as cursor, cursor.copy(sql) as copy:
+                    copy.set_types([COPY_TYPES[name] for name in COLUMNS])
                     for rows in (parents, ders):
                         for row in rows:
                             copy.write_row(row + fixed)
