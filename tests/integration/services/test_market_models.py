@@ -132,6 +132,18 @@ def test_alt1_dso_check_hands_the_shortfall_back_and_the_tso_redispatches(provin
     got = by_resource(p, issued)
     assert (got["m1"].p_kw, got["m1"].recipient_id) == (250.0, p.ids["owner_2"])  # type: ignore[attr-defined]
     assert (got["m2"].p_kw, got["m2"].recipient_id) == (250.0, p.ids["agg_1"])  # type: ignore[attr-defined]
+    answers = {
+        "owner_2": [ResponseItem(got["m1"].id, Response.RECEIPT), ResponseItem(got["m1"].id, Response.ACCEPT)],  # type: ignore[attr-defined]
+        "agg_1": [
+            ResponseItem(got["m2"].id, Response.RECEIPT),  # type: ignore[attr-defined]
+            ResponseItem(got["m2"].id, Response.REJECT, "two inverters tripped"),  # type: ignore[attr-defined]
+        ],
+    }
+    for who, items in answers.items():
+        p.run(who, lambda ctx, items=items: instructions.respond_many(ctx, items))
+    final = {i.id: i.status for i in p.run("ldc_b", lambda ctx: instructions.list_instructions(ctx, Page()))}  # type: ignore[attr-defined]
+    assert final[got["m1"].id] is InstructionStatus.ACCEPTED  # type: ignore[attr-defined]
+    assert final[got["m2"].id] is InstructionStatus.REJECTED  # type: ignore[attr-defined]
 
 
 def test_alt1_outage_after_gate_closure_is_redispatched_elsewhere(province: Province) -> None:
@@ -239,3 +251,16 @@ def test_total_dso_schedules_the_interface_and_splits_pro_rata(province: Provinc
     # the TSO sees no DER behind the DSO (Table 6 row 2: none)
     seen = p.run("tso", lambda ctx: instructions.list_instructions(ctx, Page()))
     assert {i.resource_kind for i in seen} == {K.DSO_VIRTUAL, K.INTERFACE, K.AGGREGATION}  # type: ignore[attr-defined]
+    # every recipient acknowledges what it received: the DSO its two, the aggregators theirs
+    for who in ("ldc_b", "agg_1", "agg_2"):
+        mine = p.run(
+            who,
+            lambda ctx, who=who: instructions.list_instructions(
+                ctx, Page(), InstructionFilter(recipient_id=p.ids[who])
+            ),
+        )
+        items = [ResponseItem(i.id, r) for i in mine for r in (Response.RECEIPT, Response.ACCEPT)]  # type: ignore[attr-defined]
+        acks = p.run(who, lambda ctx, items=items: instructions.respond_many(ctx, items))
+        assert all(a.code == "ok" for a in acks), who  # type: ignore[attr-defined]
+    statuses = {i.status for i in p.run("regulator", lambda ctx: instructions.list_instructions(ctx, Page()))}  # type: ignore[attr-defined]
+    assert statuses == {InstructionStatus.ACCEPTED}

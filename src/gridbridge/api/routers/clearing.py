@@ -26,6 +26,8 @@ RunId = Annotated[str, Path(max_length=64)]
 
 
 class ForecastIn(Strict):
+    """The TSO's forecast inputs at one interface."""
+
     tdi_id: str = Field(min_length=1, max_length=64)
     load_kw: float = Field(default=0.0, allow_inf_nan=False, description="Forecast load under the interface, kW")
     der_schedule_kw: float = Field(
@@ -34,6 +36,8 @@ class ForecastIn(Strict):
 
 
 class RunIn(Strict):
+    """What the TSO clears: a market interval and its requirement."""
+
     market: Market
     interval_start: AwareDatetime
     energy_requirement_kw: float = Field(allow_inf_nan=False, description="Energy the TSO procures, kW")
@@ -42,6 +46,8 @@ class RunIn(Strict):
 
 
 class InterfaceOut(Out):
+    """One interface's prices, flows and checks in a run."""
+
     tdi_id: str
     model: str
     import_limit_kw: float
@@ -59,6 +65,8 @@ class InterfaceOut(Out):
 
 
 class ResourceOut(Out):
+    """One resource's dispatch and price in a run."""
+
     resource_kind: ResourceKind
     resource_id: str
     side: Side
@@ -73,6 +81,8 @@ class ResourceOut(Out):
 
 
 class CurtailmentOut(Out):
+    """A DER's dispatch cut by the distribution check, with its reason."""
+
     der_id: str
     tdi_id: str
     dispatched_kw: float
@@ -83,6 +93,8 @@ class CurtailmentOut(Out):
 
 
 class RunOut(Out):
+    """A clearing run."""
+
     id: str
     market: Market
     interval_start: datetime

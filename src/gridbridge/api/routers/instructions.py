@@ -34,6 +34,8 @@ InstructionId = Annotated[str, Path(max_length=64)]
 
 
 class InstructionOut(Out):
+    """One instruction."""
+
     id: str
     kind: InstructionKind
     market: Market | None
@@ -65,23 +67,33 @@ class InstructionOut(Out):
 
 
 class InstructionDetailOut(InstructionOut):
+    """One instruction with its children."""
+
     children: list[InstructionOut]
 
 
 class ResponseIn(Strict):
+    """A recipient's answer."""
+
     response: Response
     reason: str | None = Field(default=None, max_length=4000, description="Required to reject")
 
 
 class ResponseItemIn(ResponseIn):
+    """A recipient's answer to one instruction of a batch."""
+
     instruction_id: str = Field(min_length=1, max_length=64)
 
 
 class ResponsesIn(Strict):
+    """Answers to many instructions, applied in order."""
+
     items: list[ResponseItemIn] = Field(min_length=1, max_length=service.MAX_RESPONSES)
 
 
 class ResponseAckOut(Out):
+    """The outcome of one answer of a batch."""
+
     index: int
     instruction_id: str
     response: Response
@@ -93,22 +105,30 @@ class ResponseAckOut(Out):
 
 
 class ResponsesOut(Out):
+    """The outcomes of a batch of answers."""
+
     accepted: int
     rejected: int
     items: list[ResponseAckOut]
 
 
 class SplitIn(Strict):
+    """How to split an instruction."""
+
     method: SplitMethod = SplitMethod.MERIT_ORDER
 
 
 class SplitOut(Out):
+    """A split: the parent, its children and what they could not take."""
+
     parent: InstructionOut
     children: list[InstructionOut]
     shortfall_kw: float
 
 
 class OperatingIn(Strict):
+    """A TSO operating instruction: cut load under an interface, outside the market."""
+
     tdi_id: str = Field(min_length=1, max_length=64)
     p_kw: float = Field(gt=0, allow_inf_nan=False, description="Load to cut under the interface, kW")
     interval_start: AwareDatetime
@@ -117,6 +137,8 @@ class OperatingIn(Strict):
 
 
 class EscalationOut(Out):
+    """The instructions just escalated."""
+
     escalated: list[InstructionOut]
 
 

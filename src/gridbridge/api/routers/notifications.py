@@ -18,6 +18,8 @@ router = APIRouter(tags=["notifications"])
 
 
 class NotificationOut(Out):
+    """One notification."""
+
     id: str
     recipient_id: str
     kind: NotificationKind

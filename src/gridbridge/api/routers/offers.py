@@ -25,11 +25,15 @@ TdiId = Annotated[str, Path(max_length=64)]
 
 
 class SegmentIn(Strict):
+    """One curve segment: ``quantity_kw`` more at ``price_cad_per_mwh``."""
+
     price_cad_per_mwh: Decimal = Field(allow_inf_nan=False, description="Price of this segment, CAD/MWh")
     quantity_kw: Decimal = Field(allow_inf_nan=False, description="Quantity added by this segment, kW")
 
 
 class OfferItemIn(Strict):
+    """One offer or bid of a submission."""
+
     resource_kind: ResourceKind = Field(description="der (a DER offering on its own) or aggregation")
     resource_id: str = Field(min_length=1, max_length=64)
     product: Product = Product.ENERGY
@@ -52,15 +56,21 @@ class OfferItemIn(Strict):
 
 
 class OffersIn(Strict):
+    """A submission: up to 5,000 items, acknowledged one by one."""
+
     items: list[OfferItemIn] = Field(min_length=1, max_length=service.MAX_BATCH)
 
 
 class DsoOffersIn(Strict):
+    """The market interval whose received offers the DSO merges."""
+
     market: Market
     interval_start: AwareDatetime
 
 
 class AckOut(Out):
+    """The acknowledgement of one item."""
+
     index: int
     resource_kind: ResourceKind
     resource_id: str
@@ -80,17 +90,23 @@ class AckOut(Out):
 
 
 class AcknowledgementOut(Out):
+    """The acknowledgement of a submission: every item, in order."""
+
     accepted: int
     rejected: int
     items: list[AckOut]
 
 
 class SegmentOut(Out):
+    """One curve segment as stored."""
+
     price_cad_per_mwh: Decimal
     quantity_kw: Decimal
 
 
 class OfferOut(Out):
+    """One stored offer version."""
+
     id: str
     resource_kind: ResourceKind
     resource_id: str
@@ -115,6 +131,8 @@ class OfferOut(Out):
 
 
 class OfferDetailOut(OfferOut):
+    """One offer version with every revision of its series the caller may see."""
+
     versions: list[OfferOut]
 
 
