@@ -28,7 +28,7 @@ reserve, multi-interface: a3 pending, b2 rejected by ldc_b), ``vpp_2`` (agg_2, w
 Interfaces: tdi_a (alt 2, ldc_a), tdi_b (total DSO, ldc_b), and tdi_c (alt 1, ldc_a) without a network model.
 
 The coordination cycle (``add_market``), labelled in ``MatrixProvince.market``: day-ahead offers for D1 (a1 by
-owner_1 and b2 by agg_1 through the DSOs, vpp_1 to the TSO, vpp_2 through ldc_b) and for D2 (a1); the DSOs'
+owner_1 and b2 by agg_1 through the DSOs, vpp_1 to the TSO, vpp_2 through ldc_b) and for D2 (a1, a3); the DSOs'
 virtual-resource offers for D1; run D1 cleared and dispatched (``vpp_1@D1`` to agg_1, ``virtual:tdi_a@D1`` to
 ldc_a, ``virtual:tdi_b@D1`` and ``net:tdi_b@D1`` to ldc_b; ldc_b split its virtual instruction into ``vpp_2@D1``
 for agg_2 and ``b2@D1`` for agg_1); real-time run R0 cleared but not dispatched, R1 dispatched (``net:tdi_b@R1``
@@ -304,7 +304,12 @@ def add_market(matrix: MatrixProvince) -> None:
             matrix.market[f"offer:{name}@{'D1' if ack.item.interval_start == d1 else 'D2'}"] = ack.offer.id
 
     submit("owner_1", da(der, p.ders["a1"], d1, 20, 50), da(der, p.ders["a1"], d2, 20, 50))
-    submit("agg_1", da(aggregation, p.aggregations["vpp_1"], d1, 30, 60), da(der, p.ders["b2"], d1, 25, 60))
+    submit(
+        "agg_1",
+        da(aggregation, p.aggregations["vpp_1"], d1, 30, 60),
+        da(der, p.ders["b2"], d1, 25, 60),
+        da(der, p.ders["a3"], d2, 22, 40),  # a1 may be suspended by another cell before ldc_a merges D2
+    )
     submit("agg_2", da(aggregation, p.aggregations["vpp_2"], d1, 15, 60))
     for ldc, tdi in (("ldc_a", "tdi_a"), ("ldc_b", "tdi_b")):
         (virtual,) = p.run(

@@ -396,13 +396,15 @@ EXPECTED: dict[tuple[str, str], dict[str, Outcome]] = {
         # the TSO: offers that reach its market (vpp_1 directly, the DSOs' virtual resources); the DERs behind a DSO
         # and the aggregations it carries are the DSO's business
         tso=listing("vpp_1@D1", "virtual:tdi_a@D1", "virtual:tdi_b@D1"),
-        ldc_a=listing("a1@D1", "a1@D2", "vpp_1@D1", "virtual:tdi_a@D1"),
+        ldc_a=listing("a1@D1", "a1@D2", "a3@D2", "vpp_1@D1", "virtual:tdi_a@D1"),
         ldc_b=listing("b2@D1", "vpp_2@D1", "virtual:tdi_b@D1"),
-        agg_1=listing("vpp_1@D1", "b2@D1"),
+        agg_1=listing("vpp_1@D1", "b2@D1", "a3@D2"),
         agg_2=listing("vpp_2@D1"),
         owner_1=listing("a1@D1", "a1@D2"),
         owner_2=listing(),
-        regulator=listing("a1@D1", "a1@D2", "vpp_1@D1", "b2@D1", "vpp_2@D1", "virtual:tdi_a@D1", "virtual:tdi_b@D1"),
+        regulator=listing(
+            "a1@D1", "a1@D2", "a3@D2", "vpp_1@D1", "b2@D1", "vpp_2@D1", "virtual:tdi_a@D1", "virtual:tdi_b@D1"
+        ),
         anonymous=UNAUTHENTICATED,
     ),
     ("GET", "/offers/{offer_id}"): row(  # vpp_1@D1: agg_1's, at tdi_a, to the TSO
@@ -416,7 +418,7 @@ EXPECTED: dict[tuple[str, str], dict[str, Outcome]] = {
         regulator=ok(200, "vpp_1@D1"),
         anonymous=UNAUTHENTICATED,
     ),
-    ("POST", "/tdis/{tdi_id}/dso-offers"): row(  # tdi_a, day-ahead D2 (a1's offer)
+    ("POST", "/tdis/{tdi_id}/dso-offers"): row(  # tdi_a, day-ahead D2 (a1's and a3's offers)
         tso=FORBIDDEN,
         ldc_a=ok_unchecked(201),
         ldc_b=FORBIDDEN,  # not its interface
