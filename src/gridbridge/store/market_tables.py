@@ -176,6 +176,7 @@ clearing_curtailments = Table(
     Column("reason", Text, nullable=False),
 )
 
+
 def unchecked_enum(enum_class: type[StrEnum]) -> Enum:
     """An enum column storing member values as strings, validated on the way in by its bind processor but
     without a CHECK constraint: on SQLite the constraints of the instructions table's five enum columns cost more
