@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from gridbridge.cli import admin, audit, bench, db, envelopes, market, network
+from gridbridge.cli import admin, audit, bench, db, envelopes, market, network, scenario
 
 app = typer.Typer(
     name="gridbridge",
@@ -21,6 +21,7 @@ app.add_typer(audit.app, name="audit")
 app.add_typer(envelopes.app, name="envelopes")
 app.add_typer(bench.app, name="bench")
 app.add_typer(market.app, name="market")
+app.add_typer(scenario.app, name="scenario")
 
 
 @app.command()

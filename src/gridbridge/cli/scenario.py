@@ -1,0 +1,131 @@
+"""``gridbridge scenario run FILE.yaml --out REPORT.json``: replay a declarative scenario (docs/scenarios.md)
+through the services on a fresh embedded SQLite database with a fixed clock."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import replace
+from functools import cache
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+from rich.table import Table
+
+from gridbridge.adapters.network_io import import_network
+from gridbridge.cli.bootstrap import Platform
+from gridbridge.cli.config import Settings
+from gridbridge.cli.output import console, reported_errors
+from gridbridge.domain.clock import FixedClock
+from gridbridge.domain.errors import ValidationFailed
+from gridbridge.domain.network import NetworkModel
+from gridbridge.domain.permissions import Caller
+from gridbridge.services.context import Context
+from gridbridge.services.scenario import ScenarioReport, run_scenario
+from gridbridge.services.scenario_model import SCENARIO_INVALID, Scenario, parse_scenario
+
+app = typer.Typer(help="Declarative scenarios: replay a day under a coordination model.", no_args_is_help=True)
+
+
+def load_scenario_file(path: Path) -> Scenario:
+    """Read and validate a scenario file (YAML or JSON); errors name the offending key's path."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ValidationFailed(f"cannot read {path}: {exc.strerror}", field="FILE", code=SCENARIO_INVALID) from None
+    try:
+        data: Any = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        raise ValidationFailed(f"{path} is not valid YAML{where}", field="$", code=SCENARIO_INVALID) from None
+    return parse_scenario(data)
+
+
+@cache
+def _loaded(source: str) -> NetworkModel:
+    return import_network(source)
+
+
+def cached_network(source: str, *, name: str | None = None) -> NetworkModel:
+    """The network loader of scenario runs: a SimBench grid is read once per process (models are immutable)."""
+    model = _loaded(source)
+    return model if name is None else replace(model, name=name)
+
+
+def transactions(platform: Platform) -> Callable[[Caller], AbstractContextManager[Context]]:
+    """``Platform.context`` with the cached network loader: one committed transaction per call."""
+
+    @contextmanager
+    def transaction(caller: Caller) -> Iterator[Context]:
+        with platform.uow_factory() as uow:
+            yield Context(
+                uow=uow,
+                caller=caller,
+                clock=platform.clock,
+                settings=platform.settings.registry(),
+                network_loader=cached_network,
+            )
+            uow.commit()
+
+    return transaction
+
+
+def execute(scenario: Scenario, db_path: Path) -> ScenarioReport:
+    """Run ``scenario`` on a new SQLite database at ``db_path`` (which must not hold data yet)."""
+    clock = FixedClock(scenario.registry_time)
+    platform = Platform(Settings(database_url=f"sqlite:///{db_path}"), clock=clock)
+    platform.upgrade()
+    try:
+        return run_scenario(scenario, transactions(platform), clock)
+    finally:
+        platform.engine.dispose()
+
+
+def _summary(report: ScenarioReport) -> Table:
+    table = Table(title=f"scenario {report.scenario}")
+    for column in ("interface", "model", "intervals", "mean price CAD/MWh", "curtailed kWh", "redispatched kWh"):
+        table.add_column(column, justify="left" if column in ("interface", "model") else "right")
+    hours = {"day_ahead": 1.0, "real_time": 5 / 60}
+    for name, model in report.models.items():
+        rows = [r for r in report.interfaces if r["interface"] == name]
+        prices = [
+            float(p["energy_price_cad_per_mwh"])
+            for p in report.prices
+            if p["interface"] == name and p["energy_price_cad_per_mwh"] is not None
+        ]
+        curtailed = sum(c["curtailed_kw"] * hours[c["market"]] for c in report.curtailments if c["interface"] == name)
+        redispatched = sum(r["redispatched_kw"] * hours[r["market"]] for r in rows)
+        mean = f"{sum(prices) / len(prices):.2f}" if prices else "-"
+        table.add_row(name, model, str(len(rows)), mean, f"{curtailed:.1f}", f"{redispatched:.1f}")
+    return table
+
+
+@app.command("run")
+def run(
+    file: Annotated[Path, typer.Argument(help="Scenario file (YAML)")],
+    out: Annotated[Path, typer.Option("--out", help="Where to write the JSON report")],
+    db: Annotated[
+        Path | None, typer.Option("--db", help="SQLite file to build (must not exist; default: a temporary file)")
+    ] = None,
+) -> None:
+    """Run a scenario through the services on a fresh embedded database and write the JSON report."""
+    with reported_errors():
+        scenario = load_scenario_file(file)
+        if db is not None:
+            if db.exists():
+                raise ValidationFailed(f"{db} already exists; give a new file", field="--db", code=SCENARIO_INVALID)
+            report = execute(scenario, db)
+        else:
+            with tempfile.TemporaryDirectory(prefix="gridbridge-scenario-") as tmp:
+                report = execute(scenario, Path(tmp) / "scenario.db")
+        out.write_text(json.dumps(report.as_json(), indent=2) + "\n", encoding="utf-8")
+    console.print(_summary(report))
+    console.print(
+        f"{len(report.intervals)} interval(s), {len(report.instructions)} instruction(s), "
+        f"{len(report.curtailments)} curtailment(s); report written to {out}"
+    )
