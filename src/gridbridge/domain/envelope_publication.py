@@ -286,6 +286,53 @@ class StoredEnvelope:
         )
 
 
+@dataclass(frozen=True, eq=False)
+class EnvelopeBatch:
+    """The drafts of one run block, column-wise: points ``m`` by intervals ``T`` (every point in every interval).
+
+    ``p_export_max_kw``/``p_import_max_kw`` and the binding labels are (T, m) arrays; ``status`` is the
+    verification status of each interval (``verified/verified``, ...). Each envelope expires at its interval end.
+    """
+
+    tdi_id: str
+    run_id: str
+    point_ids: tuple[int, ...]
+    point_names: tuple[str, ...]
+    interval_starts: tuple[datetime, ...]
+    interval_minutes: int
+    p_export_max_kw: Any
+    p_import_max_kw: Any
+    binding_export: Any
+    binding_import: Any
+    status: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return len(self.interval_starts) * len(self.point_ids)
+
+    def envelopes(self) -> list[StoredEnvelope]:
+        """The drafts one by one (for tests and small batches; the store inserts the columns directly)."""
+        step = timedelta(minutes=self.interval_minutes)
+        return [
+            StoredEnvelope(
+                tdi_id=self.tdi_id,
+                connection_point_id=point,
+                connection_point=name,
+                interval_start=start,
+                interval_end=start + step,
+                p_export_max_kw=float(self.p_export_max_kw[k, j]),
+                p_import_max_kw=float(self.p_import_max_kw[k, j]),
+                binding_export=str(self.binding_export[k, j]),
+                binding_import=str(self.binding_import[k, j]),
+                expiry=start + step,
+                cause=EnvelopeCause.RUN,
+                status=self.status[k],
+                run_id=self.run_id,
+            )
+            for k, start in enumerate(self.interval_starts)
+            for j, (point, name) in enumerate(zip(self.point_ids, self.point_names, strict=True))
+        ]
+
+
 @dataclass(frozen=True)
 class HostingAssessment:
     """The hosting capacity of a DER's connection point (that point alone, every other point at forecast,

@@ -36,12 +36,11 @@ from gridbridge.domain.envelope_publication import (
     NOTHING_TO_PUBLISH,
     RUN_NOT_PUBLISHABLE,
     RUN_STALE,
-    EnvelopeCause,
+    EnvelopeBatch,
     EnvelopeRunRecord,
     EnvelopeSettings,
     RunStatus,
     RunTrigger,
-    StoredEnvelope,
     floor_to_interval,
 )
 from gridbridge.domain.envelopes import AllocationPolicy, Direction
@@ -133,36 +132,21 @@ def _floor_kw(values: np.ndarray) -> np.ndarray:
     return np.floor(np.asarray(values, dtype=np.float64) * 1000.0 + 1e-9) / 1000.0
 
 
-def _drafts(
-    tdi: TDInterface, points: Sequence[ConnectionPointRef], run: EnvelopeRun, run_id: str
-) -> list[StoredEnvelope]:
-    exp = _floor_kw(run.export.p_max_kw)
-    imp = _floor_kw(run.import_.p_max_kw)
-    exp_lab = run.binding_labels(Direction.EXPORT)
-    imp_lab = run.binding_labels(Direction.IMPORT)
-    out: list[StoredEnvelope] = []
-    for k, start in enumerate(run.interval_starts):
-        end = run.interval_end(k)
-        status = f"{run.export.status[k]}/{run.import_.status[k]}"
-        for j, point in enumerate(points):
-            out.append(
-                StoredEnvelope(
-                    tdi_id=tdi.id,
-                    connection_point_id=point.id,
-                    connection_point=point.name,
-                    interval_start=start,
-                    interval_end=end,
-                    p_export_max_kw=float(exp[k, j]),
-                    p_import_max_kw=float(imp[k, j]),
-                    binding_export=str(exp_lab[k, j]),
-                    binding_import=str(imp_lab[k, j]),
-                    expiry=end,
-                    cause=EnvelopeCause.RUN,
-                    status=status,
-                    run_id=run_id,
-                )
-            )
-    return out
+def _batch(tdi: TDInterface, points: Sequence[ConnectionPointRef], run: EnvelopeRun, run_id: str) -> EnvelopeBatch:
+    """One block's envelopes as drafts, limits rounded down to the watt."""
+    return EnvelopeBatch(
+        tdi_id=tdi.id,
+        run_id=run_id,
+        point_ids=tuple(p.id for p in points),
+        point_names=tuple(p.name for p in points),
+        interval_starts=run.interval_starts,
+        interval_minutes=run.interval_minutes,
+        p_export_max_kw=_floor_kw(run.export.p_max_kw),
+        p_import_max_kw=_floor_kw(run.import_.p_max_kw),
+        binding_export=run.binding_labels(Direction.EXPORT),
+        binding_import=run.binding_labels(Direction.IMPORT),
+        status=tuple(f"{e}/{i}" for e, i in zip(run.export.status, run.import_.status, strict=True)),
+    )
 
 
 def _summary(runs: Sequence[EnvelopeRun]) -> dict[str, Any]:
@@ -246,7 +230,7 @@ def _compute(
     start: datetime,
     intervals: int,
     run_id: str,
-) -> tuple[list[StoredEnvelope], dict[str, Any], dict[str, Any], tuple[EnvelopeRun, ...]]:
+) -> tuple[list[EnvelopeBatch], dict[str, Any], dict[str, Any], tuple[EnvelopeRun, ...]]:
     """Compute (nothing is written): drafts, calculation log, summary and the block runs."""
     horizon = EnvelopeRequest(start=start, intervals=intervals, interval_minutes=settings.interval_minutes)
     model, source = stored_model(ctx, tdi)
@@ -276,7 +260,7 @@ def _compute(
             switching=block.state.switching,
         )
         runs.append(compute_envelopes(request, net.network, net.forecast, clock=ctx.clock))
-    drafts = [d for r in runs for d in _drafts(tdi, points, r, run_id)]
+    drafts = [_batch(tdi, points, r, run_id) for r in runs]
     now = ctx.clock.now()
     log = _log(tdi, settings, source, events, blocks, runs, starts, now, weights)
     return drafts, log, _summary(runs), tuple(runs)
@@ -319,13 +303,14 @@ def compute_run(
         policy=settings.policy,
         settings=settings.as_dict(),
         computed_at=now,
-        envelope_count=len(drafts),
+        envelope_count=sum(len(b) for b in drafts),
         log=log,
         summary=summary,
     )
     store = ctx.uow.envelopes
     store.runs.add(record)
-    store.envelopes.add_drafts(drafts)
+    for batch in drafts:
+        store.envelopes.add_drafts(batch)
     ctx.audit(
         "envelopes.run",
         "envelope_run",
@@ -369,14 +354,13 @@ def _publish(ctx: Context, run: EnvelopeRunRecord) -> tuple[EnvelopeRunRecord, i
         )
     now = ctx.clock.now()
     store = ctx.uow.envelopes
-    drafts = [d for d in store.envelopes.drafts(run.id) if d.interval_end > now]
-    if not drafts:
+    published = store.envelopes.publish_drafts(run.id, at=now, ending_after=now)
+    if not published:
         raise ConflictError(
             f"every interval of envelope run {run.id} has ended; nothing is left to publish",
             field="run_id",
             code=NOTHING_TO_PUBLISH,
         )
-    published = store.envelopes.publish(drafts, at=now)
     run.status = RunStatus.PUBLISHED
     run.published_at = now
     run.published_by = ctx.caller.user_id
@@ -481,11 +465,12 @@ def process_queued_run(ctx: Context, backend: EnvelopeBackend, run_id: str) -> R
     run.policy = settings.policy
     run.settings = settings.as_dict()
     run.computed_at = now
-    run.envelope_count = len(drafts)
+    run.envelope_count = sum(len(b) for b in drafts)
     run.log = log
     run.summary = summary
     store.runs.update(run)
-    store.envelopes.add_drafts(drafts)
+    for batch in drafts:
+        store.envelopes.add_drafts(batch)
     ctx.audit(
         "envelopes.run", "envelope_run", run.id, before, {**run.snapshot(), "verification": summary["verification"]}
     )

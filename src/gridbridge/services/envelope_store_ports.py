@@ -14,6 +14,7 @@ from typing import Protocol
 
 from gridbridge.domain.der import Der
 from gridbridge.domain.envelope_publication import (
+    EnvelopeBatch,
     EnvelopeRunRecord,
     EnvelopeSettings,
     HostingAssessment,
@@ -54,15 +55,22 @@ class EnvelopeRunRepository(Protocol):
 
 
 class EnvelopeRepository(Protocol):
-    def add_drafts(self, envelopes: Sequence[StoredEnvelope]) -> int: ...
-    def drafts(self, run_id: str) -> list[StoredEnvelope]: ...
+    def add_drafts(self, batch: EnvelopeBatch) -> int:
+        """Store a run block's envelopes as drafts (unpublished); returns how many."""
+        ...
+
+    def publish_drafts(self, run_id: str, *, at: datetime, ending_after: datetime) -> int:
+        """Issue the run's drafts whose interval ends after ``ending_after`` at ``at``, each as the next version
+        of its (point, interval), superseding the current version there. Returns how many were issued."""
+        ...
+
     def current(self, point_ids: Sequence[int], start: datetime, end: datetime) -> list[StoredEnvelope]:
         """Published, not superseded envelopes of the points whose interval overlaps ``[start, end)``."""
         ...
 
     def publish(self, envelopes: Sequence[StoredEnvelope], *, at: datetime) -> int:
-        """Issue ``envelopes`` at ``at``: each gets the next version of its (point, interval) and supersedes the
-        current version there. Returns how many were issued."""
+        """Issue new envelopes (not drafts) at ``at``: each gets the next version of its (point, interval) and
+        supersedes the current version there. Returns how many were issued."""
         ...
 
     def query(

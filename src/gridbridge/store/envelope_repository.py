@@ -8,14 +8,16 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import ColumnElement, and_, bindparam, exists, false, or_, select, true, update
+import numpy as np
+from sqlalchemy import ColumnElement, and_, exists, false, func, or_, select, true, update
 from sqlalchemy.orm import Session
 
 from gridbridge.domain.der import Der
 from gridbridge.domain.envelope_publication import (
+    EnvelopeBatch,
     EnvelopeCause,
     EnvelopeRunRecord,
     EnvelopeSettings,
@@ -373,20 +375,82 @@ class SqlStoredEnvelopes:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def add_drafts(self, envelopes: Sequence[StoredEnvelope]) -> int:
-        rows = [{n: getattr(x, n) for n in _ENVELOPE_FIELDS} for x in envelopes]
-        for chunk in _chunks(rows, 5000):
-            self.session.execute(operating_envelopes.insert(), list(chunk))
-        return len(rows)
+    def add_drafts(self, batch: EnvelopeBatch) -> int:
+        step = timedelta(minutes=batch.interval_minutes)
+        exports = np.asarray(batch.p_export_max_kw, dtype=np.float64).tolist()
+        imports = np.asarray(batch.p_import_max_kw, dtype=np.float64).tolist()
+        bind_exp = np.asarray(batch.binding_export, dtype=object).tolist()
+        bind_imp = np.asarray(batch.binding_import, dtype=object).tolist()
+        points = list(zip(batch.point_ids, batch.point_names, strict=True))
+        rows: list[dict[str, Any]] = []
+        for k, start in enumerate(batch.interval_starts):
+            end = start + step
+            common = {
+                "tdi_id": batch.tdi_id,
+                "interval_start": start,
+                "interval_end": end,
+                "expiry": end,
+                "cause": EnvelopeCause.RUN,
+                "status": batch.status[k],
+                "run_id": batch.run_id,
+                "event_id": None,
+                "issued_at": None,
+                "version": None,
+                "superseded_at": None,
+            }
+            exp_k, imp_k, be_k, bi_k = exports[k], imports[k], bind_exp[k], bind_imp[k]
+            for j, (point_id, name) in enumerate(points):
+                rows.append(
+                    {
+                        **common,
+                        "connection_point_id": point_id,
+                        "connection_point": name,
+                        "p_export_max_kw": exp_k[j],
+                        "p_import_max_kw": imp_k[j],
+                        "binding_export": str(be_k[j]),
+                        "binding_import": str(bi_k[j]),
+                    }
+                )
+            if len(rows) >= 5000:
+                self.session.execute(operating_envelopes.insert(), rows)
+                rows = []
+        if rows:
+            self.session.execute(operating_envelopes.insert(), rows)
+        return len(batch)
 
-    def drafts(self, run_id: str) -> list[StoredEnvelope]:
-        e = operating_envelopes.c
-        query = (
-            select(operating_envelopes)
-            .where(and_(e.run_id == run_id, e.issued_at.is_(None)))
-            .order_by(e.interval_start, e.connection_point_id)
+    def publish_drafts(self, run_id: str, *, at: datetime, ending_after: datetime) -> int:
+        o = operating_envelopes
+        d = o.alias("draft")
+        prior = o.alias("prior")
+        same_key = and_(
+            d.c.connection_point_id == o.c.connection_point_id,
+            d.c.interval_start == o.c.interval_start,
+            d.c.interval_end == o.c.interval_end,
         )
-        return [_envelope(r) for r in self.session.execute(query)]
+        publishable = and_(d.c.run_id == run_id, d.c.issued_at.is_(None), d.c.interval_end > ending_after)
+        self.session.execute(
+            update(o)
+            .where(and_(o.c.issued_at.is_not(None), o.c.superseded_at.is_(None), same_key, publishable))
+            .values(superseded_at=at)
+        )
+        latest = (
+            select(func.max(prior.c.version))
+            .where(
+                and_(
+                    prior.c.connection_point_id == o.c.connection_point_id,
+                    prior.c.interval_start == o.c.interval_start,
+                    prior.c.interval_end == o.c.interval_end,
+                    prior.c.issued_at.is_not(None),
+                )
+            )
+            .scalar_subquery()
+        )
+        done = self.session.execute(
+            update(o)
+            .where(and_(o.c.run_id == run_id, o.c.issued_at.is_(None), o.c.interval_end > ending_after))
+            .values(issued_at=at, version=func.coalesce(latest, 0) + 1)
+        )
+        return int(done.rowcount)  # type: ignore[attr-defined]
 
     def current(self, point_ids: Sequence[int], start: datetime, end: datetime) -> list[StoredEnvelope]:
         e = operating_envelopes.c
@@ -434,28 +498,17 @@ class SqlStoredEnvelopes:
                 if row.superseded_at is None:
                     current[key].append(int(row.id))
         superseded: list[int] = []
-        updates: list[dict[str, Any]] = []
         inserts: list[dict[str, Any]] = []
         for x in envelopes:
             key = (x.connection_point_id, x.interval_start, x.interval_end)
             version = latest.get(key, 0) + 1
             latest[key] = version
             superseded.extend(current.pop(key, []))
-            if x.id is not None:
-                updates.append({"b_id": x.id, "b_issued": at, "b_version": version})
-            else:
-                values = {n: getattr(x, n) for n in _ENVELOPE_FIELDS}
-                values.update(issued_at=at, version=version, superseded_at=None)
-                inserts.append(values)
+            values = {n: getattr(x, n) for n in _ENVELOPE_FIELDS}
+            values.update(issued_at=at, version=version, superseded_at=None)
+            inserts.append(values)
         for chunk in _chunks(superseded):
             self.session.execute(update(operating_envelopes).where(e.id.in_(chunk)).values(superseded_at=at))
-        if updates:
-            stmt = (
-                update(operating_envelopes)
-                .where(e.id == bindparam("b_id"))
-                .values(issued_at=bindparam("b_issued"), version=bindparam("b_version"))
-            )
-            self.session.execute(stmt, updates)
         for part in _chunks(inserts, 5000):
             self.session.execute(operating_envelopes.insert(), list(part))
         return len(envelopes)
