@@ -31,8 +31,8 @@ from typing import Any
 
 from gridbridge.domain.clock import FixedClock
 from gridbridge.domain.der import DerSpec, MeterPosition, ReviewDecision
-from gridbridge.domain.errors import ValidationFailed
-from gridbridge.domain.market import InterfaceForecast, OfferItem, ResourceKind
+from gridbridge.domain.errors import GridbridgeError, ValidationFailed
+from gridbridge.domain.market import BATCH_REJECTED, InterfaceForecast, OfferItem, ResourceKind
 from gridbridge.domain.offers import Market, OfferSegment
 from gridbridge.domain.permissions import SYSTEM_CALLER, Caller
 from gridbridge.domain.roles import Role
@@ -304,18 +304,24 @@ class ScenarioRunner:
             if made is not None:
                 by_party[spec.party].append(made)
         for party, items in by_party.items():
-            with self._as(party) as ctx:
-                acks = offers.submit_offers(ctx, items)
+            codes: list[str | None]
+            try:
+                with self._as(party) as ctx:
+                    codes = [None if a.accepted else a.code for a in offers.submit_offers(ctx, items)]
+            except GridbridgeError as exc:
+                if exc.code != BATCH_REJECTED:
+                    raise
+                codes = [str(a["code"]) for a in exc.details["items"]]
             self.report.messages[party] += len(items)
-            for ack, sent in zip(acks, items, strict=True):
-                if ack.offer is None:
+            for code, sent in zip(codes, items, strict=True):
+                if code is not None:
                     self.report.offer_rejections.append(
                         {
                             "market": market.value,
                             "interval_start": start.isoformat(),
                             "resource": self.names.name_of(sent.resource_id),
                             "party": party,
-                            "code": ack.code,
+                            "code": code,
                         }
                     )
         with self._as(None) as ctx:
