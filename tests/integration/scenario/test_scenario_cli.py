@@ -77,3 +77,24 @@ def test_the_cli_reports_a_bad_file_with_its_path(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "not valid YAML at line" in result.stderr
     assert not (tmp_path / "r.json").exists()
+
+
+def test_total_dso_example_the_dso_allocates_the_tso_operating_instruction(tmp_path: Path) -> None:
+    out = tmp_path / "report.json"
+    result = CliRunner().invoke(app, ["scenario", "run", str(EXAMPLES / "total_dso.yaml"), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    operating = [i for i in report["instructions"] if i["kind"] == "operating"]
+    (parent,) = [i for i in operating if i["parent_id"] is None]
+    assert (parent["issuer"], parent["recipient"], parent["resource"], parent["p_kw"]) == (
+        "ieso",
+        "city_dso",
+        "city_ts",
+        150.0,
+    )
+    children = [i for i in operating if i["parent_id"] == parent["id"]]
+    assert children
+    assert {i["issuer"] for i in children} == {"city_dso"}
+    assert sum(i["p_kw"] for i in children) == pytest.approx(150.0)
+    # under Total DSO the TSO instructs only the DSO at the interface
+    assert {i["recipient"] for i in report["instructions"] if i["issuer"] == "ieso"} == {"city_dso"}
