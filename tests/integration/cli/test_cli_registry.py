@@ -139,7 +139,7 @@ def test_db_upgrade_and_current(db_env: str) -> None:
     assert code == 0
     code, output = _invoke("db", "current")
     assert code == 0
-    for head in schema.head_revisions():  # every branch head (0002 and 0003 until they are linearised)
+    for head in schema.head_revisions():
         assert head in output
 
 

@@ -39,3 +39,9 @@ def test_newest_migration_matches_the_table_definitions(database_url: str) -> No
         differences = compare_metadata(MigrationContext.configure(conn), schema.target_metadata)
     assert differences == [], f"tables and migrations disagree; generate a migration: {differences}"
     engine.dispose()
+
+
+def test_history_is_linear() -> None:
+    """One head: a new migration revises the newest one, so every deployment upgrades along one path."""
+    assert len(schema.head_revisions()) == 1
+    assert schema.revisions()[-1] == schema.head_revision()

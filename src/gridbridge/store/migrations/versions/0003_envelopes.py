@@ -1,7 +1,7 @@
 """envelopes
 
 Revision ID: 0003
-Revises: 0001
+Revises: 0002
 Create Date: 2026-11-21 12:12:38.121844
 """
 
@@ -14,7 +14,7 @@ import gridbridge.store.types
 
 
 revision = "0003"
-down_revision = "0001"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 
