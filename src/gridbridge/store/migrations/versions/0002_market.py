@@ -175,7 +175,9 @@ def upgrade() -> None:
         ),
         sa.Column(
             "market",
-            sa.Enum("day_ahead", "real_time", name="market_enum", native_enum=False, create_constraint=False, length=32),
+            sa.Enum(
+                "day_ahead", "real_time", name="market_enum", native_enum=False, create_constraint=False, length=32
+            ),
             nullable=True,
         ),
         sa.Column(
@@ -243,7 +245,12 @@ def upgrade() -> None:
         sa.Column(
             "split_method",
             sa.Enum(
-                "merit_order", "pro_rata", name="splitmethod_enum", native_enum=False, create_constraint=False, length=32
+                "merit_order",
+                "pro_rata",
+                name="splitmethod_enum",
+                native_enum=False,
+                create_constraint=False,
+                length=32,
             ),
             nullable=True,
         ),
