@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cache
+from typing import TypeVar
 
 from gridbridge.adapters.network_io import import_network
 from gridbridge.cli.bootstrap import Platform
@@ -18,6 +20,7 @@ from gridbridge.domain.roles import DsoKind, Role, Service
 from gridbridge.services import aggregations, ders, participants, tdis
 from gridbridge.services.context import Context
 
+T = TypeVar("T")
 T0 = datetime(2026, 5, 4, 12, 0, tzinfo=UTC)
 GRID = "1-LV-rural1--0-sw"
 
@@ -42,10 +45,10 @@ class Province:
     ders: dict[str, str] = field(default_factory=dict)
     aggregations: dict[str, str] = field(default_factory=dict)
 
-    def run(self, who: str, action: object) -> object:
+    def run(self, who: str, action: Callable[[Context], T]) -> T:
         """Run ``action(ctx)`` as participant ``who`` in one committed transaction."""
         with self.platform.context(self.callers[who]) as ctx:
-            return action(ctx)  # type: ignore[operator]
+            return action(ctx)
 
 
 def spec(
@@ -125,7 +128,7 @@ def _file_ders(province: Province) -> None:
                 ctx, spec(f"der-{key}", 60.0), point, owner_id=province.ids[owner] if owner else None
             ).id
 
-        province.ders[key] = str(province.run(who, file))
+        province.ders[key] = province.run(who, file)
     for key, ldc in (("a1", "ldc_a"), ("a2", "ldc_a"), ("a3", "ldc_a"), ("b1", "ldc_b"), ("b2", "ldc_b")):
 
         def approve(ctx: Context, der_id: str = province.ders[key]) -> None:
@@ -141,7 +144,7 @@ def enrol(
     aggregator: str,
     name: str,
     der_keys: list[str],
-    services: dict[Service, float | None],
+    services: Mapping[Service, float | None],
     *,
     multi_tdi: bool = False,
     approve_as: list[str] | None = None,
@@ -154,7 +157,7 @@ def enrol(
         aggregations.request_members(ctx, agg.id, [province.ders[k] for k in der_keys], T0 + timedelta(days=1))
         return agg.id
 
-    agg_id = str(province.run(aggregator, create))
+    agg_id = province.run(aggregator, create)
     for ldc in approve_as or []:
 
         def review(ctx: Context) -> None:

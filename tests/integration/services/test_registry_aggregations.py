@@ -27,11 +27,11 @@ def province(database_url: str) -> Province:
 def test_member_approval_enrols_der_activates_market_and_shows_it_to_the_tso(province: Province) -> None:
     agg_id = enrol(province, "agg_1", "vpp", ["a2", "a3"], ENERGY, approve_as=["ldc_a"])
     view = province.run("agg_1", lambda ctx: aggregations.get_aggregation(ctx, agg_id))
-    assert [m.status for m in view.members] == [MemberStatus.APPROVED] * 2  # type: ignore[attr-defined]
-    assert view.aggregation.markets[0].status is MarketStatus.ACTIVE  # type: ignore[attr-defined]
-    assert view.distribution_factors == {province.tdis["tdi_a"]: 1.0}  # type: ignore[attr-defined]
+    assert [m.status for m in view.members] == [MemberStatus.APPROVED] * 2
+    assert view.aggregation.markets[0].status is MarketStatus.ACTIVE
+    assert view.distribution_factors == {province.tdis["tdi_a"]: 1.0}
     der = province.run("regulator", lambda ctx: ders.get_der(ctx, province.ders["a2"]))
-    assert der.status is DerStatus.ENROLLED  # type: ignore[attr-defined]
+    assert der.status is DerStatus.ENROLLED
     # alt 2: the TSO now sees these market-participating DERs, still not the others
     seen = province.run("tso", lambda ctx: {d.name for d in ders.list_ders(ctx, Page())})
     assert seen == {"der-a2", "der-a3"}
@@ -40,7 +40,7 @@ def test_member_approval_enrols_der_activates_market_and_shows_it_to_the_tso(pro
 def test_rejection_needs_category_and_suspends_below_minimum(province: Province) -> None:
     agg_id = enrol(province, "agg_1", "vpp", ["a2", "a3"], {Service.WHOLESALE_ENERGY: 100.0})
     view = province.run("ldc_a", lambda ctx: aggregations.get_aggregation(ctx, agg_id))
-    first, second = view.members  # type: ignore[attr-defined]
+    first, second = view.members
     with pytest.raises(ValidationFailed) as caught:
         province.run(
             "ldc_a",
@@ -57,12 +57,12 @@ def test_rejection_needs_category_and_suspends_below_minimum(province: Province)
         ),
     )
     view = province.run("agg_1", lambda ctx: aggregations.get_aggregation(ctx, agg_id))
-    assert view.aggregation.markets[0].status is MarketStatus.SUSPENDED  # type: ignore[attr-defined]
-    assert len(view.members) == 2  # type: ignore[attr-defined]
+    assert view.aggregation.markets[0].status is MarketStatus.SUSPENDED
+    assert len(view.members) == 2
     disputed = province.run(
         "agg_1", lambda ctx: aggregations.dispute_rejection(ctx, agg_id, second.id, "maintenance ends tomorrow")
     )
-    assert disputed.dispute == "maintenance ends tomorrow"  # type: ignore[attr-defined]
+    assert disputed.dispute == "maintenance ends tomorrow"
     with pytest.raises(ConflictError):
         province.run("agg_1", lambda ctx: aggregations.dispute_rejection(ctx, agg_id, first.id, "approved one"))
 
@@ -76,18 +76,20 @@ def test_only_the_member_ldc_reviews(province: Province) -> None:
 
 def test_double_enrolment_is_refused_naming_the_other_aggregation(province: Province) -> None:
     enrol(province, "agg_1", "vpp", ["a2"], ENERGY, approve_as=["ldc_a"])
-    other = enrol(province, "agg_1", "local", ["a3"], {Service.DISTRIBUTION_SERVICES: None})
+    local = enrol(province, "agg_1", "local", ["a3"], {Service.DISTRIBUTION_SERVICES: None})
+    energy_2 = enrol(province, "agg_1", "energy-2", ["a3"], ENERGY)
 
-    def add_a2(ctx: object) -> None:
-        aggregations.request_members(ctx, rival, [province.ders["a2"]], T0 + timedelta(days=3))  # type: ignore[arg-type]
+    def add_a2(aggregation_id: str) -> None:
+        province.run(
+            "agg_1",
+            lambda ctx: aggregations.request_members(
+                ctx, aggregation_id, [province.ders["a2"]], T0 + timedelta(days=3)
+            ),
+        )
 
-    # a different service in an overlapping period is fine
-    rival = other
-    province.run("agg_1", add_a2)
-    # the same service in an overlapping period is not
-    rival = enrol(province, "agg_1", "energy-2", ["a3"], ENERGY)
-    with pytest.raises(ConflictError) as caught:
-        province.run("agg_1", add_a2)
+    add_a2(local)  # a different service in an overlapping period is fine
+    with pytest.raises(ConflictError) as caught:  # the same service in an overlapping period is not
+        add_a2(energy_2)
     assert caught.value.code == "aggregation.double_enrolment"
     assert caught.value.details["conflicting_aggregation_name"] == "vpp"
 
@@ -105,17 +107,17 @@ def test_multi_interface_factors_follow_member_capacity(province: Province) -> N
         province, "agg_1", "multi", ["a2", "a3", "b2"], ENERGY, multi_tdi=True, approve_as=["ldc_a", "ldc_b"]
     )
     view = province.run("agg_1", lambda ctx: aggregations.get_aggregation(ctx, agg_id))
-    factors = view.distribution_factors  # type: ignore[attr-defined]
+    factors = view.distribution_factors
     assert factors == pytest.approx({province.tdis["tdi_a"]: 2 / 3, province.tdis["tdi_b"]: 1 / 3})
     assert sum(factors.values()) == 1.0
     # each LDC sees the aggregation but only its own members
     seen_b = province.run("ldc_b", lambda ctx: aggregations.get_aggregation(ctx, agg_id))
-    assert [m.der_id for m in seen_b.members] == [province.ders["b2"]]  # type: ignore[attr-defined]
+    assert [m.der_id for m in seen_b.members] == [province.ders["b2"]]
     # nor how the aggregator's capacity spreads over the other LDC's territory
-    assert seen_b.distribution_factors == {}  # type: ignore[attr-defined]
+    assert seen_b.distribution_factors == {}
     # the TSO models the multi-interface response with the factors, so it sees them
     seen_tso = province.run("tso", lambda ctx: aggregations.get_aggregation(ctx, agg_id))
-    assert seen_tso.distribution_factors == factors  # type: ignore[attr-defined]
+    assert seen_tso.distribution_factors == factors
 
 
 def test_total_dso_forbids_nothing_to_aggregators_but_tso_sees_no_ders(province: Province) -> None:
@@ -135,8 +137,8 @@ def test_ldc_sees_only_members_in_its_territory(province: Province) -> None:
 def test_tso_sees_the_dsos_virtual_resource_not_the_ders_inside(province: Province) -> None:
     agg_id = enrol(province, "ldc_a", "dso-vr", ["a1"], ENERGY, approve_as=["ldc_a"])
     view = province.run("tso", lambda ctx: aggregations.get_aggregation(ctx, agg_id))
-    assert view.aggregation.approved_capacity_kw() == 60.0  # type: ignore[attr-defined]
-    assert view.members == []  # type: ignore[attr-defined]
+    assert view.aggregation.approved_capacity_kw() == 60.0
+    assert view.members == []
     seen = province.run("tso", lambda ctx: {d.name for d in ders.list_ders(ctx, Page())})
     assert "der-a1" not in seen
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import Table, func, select
 
-from gridbridge.domain.der import ReviewDecision, Technology
+from gridbridge.domain.der import DerSpec, ReviewDecision, Technology
 from gridbridge.domain.errors import ConflictError, GridbridgeError, NotFound, PermissionDenied, ValidationFailed
 from gridbridge.domain.lifecycle import DerStatus
 from gridbridge.services import ders
@@ -22,9 +22,9 @@ def province(database_url: str) -> Province:
     return build_province(database_url)
 
 
-def _count(province: Province, table: object) -> int:
+def _count(province: Province, table: Table) -> int:
     with province.platform.unit_of_work() as uow:
-        return int(uow.session.execute(select(func.count()).select_from(table)).scalar_one())  # type: ignore[arg-type]
+        return int(uow.session.execute(select(func.count()).select_from(table)).scalar_one())
 
 
 def test_full_lifecycle_is_audited(province: Province) -> None:
@@ -38,8 +38,8 @@ def test_full_lifecycle_is_audited(province: Province) -> None:
         ),
     )
     der = province.run("ldc_a", lambda ctx: ders.commission(ctx, der_id))
-    assert der.status is DerStatus.IN_SERVICE  # type: ignore[attr-defined]
-    assert der.export_limit_kw == 5.0  # type: ignore[attr-defined]
+    assert der.status is DerStatus.IN_SERVICE
+    assert der.export_limit_kw == 5.0
     with province.platform.unit_of_work() as uow:
         actions = [e.action for e in uow.audit.entries() if e.entity_id == der_id]
         stored = uow.ders.get(der_id)
@@ -87,10 +87,10 @@ def test_der_at_another_ldcs_point_is_refused(province: Province) -> None:
         (spec("bess", technology=Technology.STORAGE, import_kw=5.0), "e_kwh", "der.storage_needs_energy"),
     ],
 )
-def test_bad_capacities_name_field_and_rule(province: Province, bad: object, field: str, code: str) -> None:
+def test_bad_capacities_name_field_and_rule(province: Province, bad: DerSpec, field: str, code: str) -> None:
     point = province.points["tdi_a"][0]
     with pytest.raises(ValidationFailed) as caught:
-        province.run("owner_1", lambda ctx: ders.request_interconnection(ctx, bad, point))  # type: ignore[arg-type]
+        province.run("owner_1", lambda ctx: ders.request_interconnection(ctx, bad, point))
     assert (caught.value.field, caught.value.code) == (field, code)
 
 
@@ -121,14 +121,14 @@ def test_rejection_needs_a_reason(province: Province) -> None:
     der = province.run(
         "ldc_a", lambda ctx: ders.decide_review(ctx, der_id, ReviewDecision.REJECTED, "protection coordination")
     )
-    assert der.status is DerStatus.REJECTED  # type: ignore[attr-defined]
+    assert der.status is DerStatus.REJECTED
 
 
 def test_review_overdue_after_deadline(province: Province) -> None:
     point = province.points["tdi_a"][3]
     der_id = str(province.run("owner_1", lambda ctx: ders.request_interconnection(ctx, spec("late"), point).id))
     der = province.run("ldc_a", lambda ctx: ders.get_der(ctx, der_id))
-    assert der.review_due_at == province.clock.now() + timedelta(days=60)  # type: ignore[attr-defined]
+    assert der.review_due_at == province.clock.now() + timedelta(days=60)
 
 
 def test_lists_never_carry_foreign_rows(province: Province) -> None:
@@ -136,7 +136,7 @@ def test_lists_never_carry_foreign_rows(province: Province) -> None:
 
     def names(who: str) -> set[str]:
         found = province.run(who, lambda ctx: ders.list_ders(ctx, Page(limit=1000)))
-        return {d.name for d in found}  # type: ignore[attr-defined]
+        return {d.name for d in found}
 
     assert names("ldc_a") == {"der-a1", "der-a2", "der-a3"}
     assert names("ldc_b") == {"der-b1", "der-b2"}

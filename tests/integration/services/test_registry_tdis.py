@@ -54,7 +54,7 @@ def test_only_owner_dso_or_tso_change_an_interface(province: Province) -> None:
             ctx, tdi_id, import_limit_kw=1234.0, export_limit_kw=None, direct_threshold_kw=None
         ),
     )
-    assert updated.import_limit_kw == 1234.0  # type: ignore[attr-defined]
+    assert updated.import_limit_kw == 1234.0
     with pytest.raises(ValidationFailed):
         province.run(
             "tso",
