@@ -14,6 +14,7 @@ from gridbridge.cli.config import Settings
 from gridbridge.domain.clock import Clock, SystemClock
 from gridbridge.domain.permissions import SYSTEM_CALLER, Caller
 from gridbridge.services.context import Context
+from gridbridge.services.networks import NetworkLoader
 from gridbridge.store import schema
 from gridbridge.store.database import make_engine, session_factory
 from gridbridge.store.uow import SqlUnitOfWork, SqlUnitOfWorkFactory
@@ -23,9 +24,15 @@ class Platform:
     """One deployment's wiring: an engine on the configured database and the factories built on it."""
 
     def __init__(
-        self, settings: Settings | None = None, *, clock: Clock | None = None, engine: Engine | None = None
+        self,
+        settings: Settings | None = None,
+        *,
+        clock: Clock | None = None,
+        engine: Engine | None = None,
+        network_loader: NetworkLoader = load_network_model,
     ) -> None:
         self.settings = settings or Settings()
+        self.network_loader = network_loader
         self.clock = clock or SystemClock()
         self.engine = engine or make_engine(self.settings.database_url)
         self.uow_factory = SqlUnitOfWorkFactory(session_factory(self.engine))
@@ -43,7 +50,7 @@ class Platform:
                 caller=caller,
                 clock=self.clock,
                 settings=self.settings.registry(),
-                network_loader=load_network_model,
+                network_loader=self.network_loader,
             )
             uow.commit()
 
@@ -54,7 +61,7 @@ class Platform:
     def app(self) -> FastAPI:
         """The HTTP API over this deployment."""
         return create_app(
-            self.uow_factory, clock=self.clock, settings=self.settings.registry(), network_loader=load_network_model
+            self.uow_factory, clock=self.clock, settings=self.settings.registry(), network_loader=self.network_loader
         )
 
 

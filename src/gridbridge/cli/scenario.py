@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
 from dataclasses import replace
 from functools import cache
 from pathlib import Path
@@ -23,8 +21,6 @@ from gridbridge.cli.output import console, reported_errors
 from gridbridge.domain.clock import FixedClock
 from gridbridge.domain.errors import ValidationFailed
 from gridbridge.domain.network import NetworkModel
-from gridbridge.domain.permissions import Caller
-from gridbridge.services.context import Context
 from gridbridge.services.scenario import ScenarioReport, run_scenario
 from gridbridge.services.scenario_model import SCENARIO_INVALID, Scenario, parse_scenario
 
@@ -57,31 +53,13 @@ def cached_network(source: str, *, name: str | None = None) -> NetworkModel:
     return model if name is None else replace(model, name=name)
 
 
-def transactions(platform: Platform) -> Callable[[Caller], AbstractContextManager[Context]]:
-    """``Platform.context`` with the cached network loader: one committed transaction per call."""
-
-    @contextmanager
-    def transaction(caller: Caller) -> Iterator[Context]:
-        with platform.uow_factory() as uow:
-            yield Context(
-                uow=uow,
-                caller=caller,
-                clock=platform.clock,
-                settings=platform.settings.registry(),
-                network_loader=cached_network,
-            )
-            uow.commit()
-
-    return transaction
-
-
 def execute(scenario: Scenario, db_path: Path) -> ScenarioReport:
     """Run ``scenario`` on a new SQLite database at ``db_path`` (which must not hold data yet)."""
     clock = FixedClock(scenario.registry_time)
-    platform = Platform(Settings(database_url=f"sqlite:///{db_path}"), clock=clock)
+    platform = Platform(Settings(database_url=f"sqlite:///{db_path}"), clock=clock, network_loader=cached_network)
     platform.upgrade()
     try:
-        return run_scenario(scenario, transactions(platform), clock)
+        return run_scenario(scenario, platform.context, clock)
     finally:
         platform.engine.dispose()
 
