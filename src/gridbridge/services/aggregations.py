@@ -76,12 +76,7 @@ def create_aggregation(
         {s: (v if v is not None else ctx.settings.aggregation_min_size_kw) for s, v in services.items()}
     )
     aggregator_id = ctx.caller.participant_id
-    scope = aggregations_visible_to(ctx)
-    if any(
-        a.name == name
-        for a in ctx.uow.aggregations.query(scope, Page(limit=100_000))
-        if a.aggregator_id == aggregator_id
-    ):
+    if ctx.uow.aggregations.by_name(aggregator_id, name) is not None:
         raise ConflictError(f"aggregation {name!r} exists", field="name", code=NAME_TAKEN)
     aggregation = Aggregation(
         id=ctx.new_id(),

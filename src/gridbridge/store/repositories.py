@@ -207,6 +207,12 @@ class SqlAggregations:
     def get(self, aggregation_id: str) -> Aggregation | None:
         return self.session.get(Aggregation, aggregation_id)
 
+    def by_name(self, aggregator_id: str, name: str) -> Aggregation | None:
+        query = select(Aggregation).where(
+            and_(aggregations.c.aggregator_id == aggregator_id, aggregations.c.name == name)
+        )
+        return self.session.scalars(query).first()
+
     def query(self, scope: AggregationScope, page: Page) -> list[Aggregation]:
         query = (
             select(Aggregation)

@@ -157,3 +157,13 @@ def test_minimal_dso_may_not_aggregate(province: Province) -> None:
     with pytest.raises(ConflictError) as caught:
         enrol(province, "ldc_a", "not-allowed", ["a1"], ENERGY)
     assert caught.value.code == "aggregation.model_forbids_aggregator"
+
+
+def test_aggregation_names_are_unique_per_aggregator(province: Province) -> None:
+    enrol(province, "agg_1", "vpp", ["a2"], ENERGY)
+    with pytest.raises(ConflictError) as caught:
+        province.run("agg_1", lambda ctx: aggregations.create_aggregation(ctx, "vpp", ENERGY))
+    assert (caught.value.code, caught.value.field) == ("aggregation.name_taken", "name")
+    # another aggregator may use the same name
+    other = province.run("agg_2", lambda ctx: aggregations.create_aggregation(ctx, "vpp", ENERGY))
+    assert other.name == "vpp"
