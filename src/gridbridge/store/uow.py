@@ -7,6 +7,7 @@ from typing import Self
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from gridbridge.store.curtailment_repository import SqlCurtailment
 from gridbridge.store.envelope_repository import SqlEnvelopeStore
 from gridbridge.store.market_repository import SqlMarket
 from gridbridge.store.network_port import SqlNetworks
@@ -44,6 +45,7 @@ class SqlUnitOfWork:
         self.idempotency = SqlIdempotency(s)
         self.market = SqlMarket(s)
         self.envelopes = SqlEnvelopeStore(s)
+        self.curtailment = SqlCurtailment(s)
         return self
 
     def __exit__(

@@ -1,0 +1,242 @@
+"""Transparent curtailment through the services on SQLite and PostgreSQL: the white paper's 100 kW example."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from curtailment_province import build_curtailment_province, publish
+from gridbridge.domain.errors import ConflictError, GridbridgeError, PermissionDenied
+from gridbridge.domain.market import InstructionKind, ResourceKind
+from gridbridge.services import curtailment
+from gridbridge.services.curtailment_ports import CurtailmentEvent
+from gridbridge.services.ports import Page
+from gridbridge.store.curtailment_tables import curtailment_events, curtailment_procedures
+from gridbridge.store.market_tables import instructions
+from gridbridge.store.tables import audit_records
+from registry_province import Province
+
+
+def _rows(province: Province, table: object) -> int:
+    with province.platform.unit_of_work() as uow:
+        return int(uow.session.execute(select(func.count()).select_from(table)).scalar_one())  # type: ignore[arg-type]
+
+
+def _request(province: Province, required_kw: float, start: object, end: object, **options: object) -> CurtailmentEvent:
+    return province.run(  # type: ignore[no-any-return]
+        "ldc_a",
+        lambda ctx: curtailment.request_curtailment(
+            ctx,
+            province.tdis["tdi_a"],
+            required_kw,
+            start,
+            end,
+            reason="feeder F1 thermal limit",
+            **options,  # type: ignore[arg-type]
+        ),
+    )
+
+
+def _shares(province: Province, event: CurtailmentEvent) -> dict[str, float]:
+    keys = {v: k for k, v in province.ders.items()}
+    return {keys[s.der_id]: s.share_kw for s in event.shares}
+
+
+def test_white_paper_100_kw_pro_rata_by_export(database_url: str) -> None:
+    province, start, end = build_curtailment_province(database_url)
+    publish(province, "pro_rata_export")
+
+    event = _request(province, 100.0, start, end)
+
+    assert _shares(province, event) == {"A": 20.0, "B": 13.333, "C": 50.0, "D": 16.667}
+    assert sum(round(s.share_kw * 1000) for s in event.shares) == 100_000
+    assert (event.dso_aggregated_kw, event.direct_kw) == (33.333, 66.667)
+    assert event.available_kw == 300.0
+    assert {s.export_source.split(":")[0] for s in event.shares} == {"static_limit"}
+    # each party is notified of its share with the rule, and gets the reduction as instructions
+    ids = province.ids
+    notices = {n.party_id: n for n in event.notices}
+    assert {p: n.share_kw for p, n in notices.items()} == {
+        ids["ldc_a"]: 33.333,
+        ids["owner_1"]: 50.0,
+        ids["owner_2"]: 16.667,
+    }
+    for notice in notices.values():
+        assert "pro_rata_export" in notice.message
+        assert notice.rule == "v1: pro_rata_export; all candidates ranked together"
+    read = province.run("owner_1", lambda ctx: curtailment.get_event(ctx, event.id))
+    assert [s.der_id for s in read.shares] == [province.ders["C"]]
+    assert read.shares[0].share_kw == 50.0
+    assert "in proportion to current export" in read.shares[0].reason
+    assert [n.party_id for n in read.notices] == [ids["owner_1"]]
+    children = province.run(
+        "owner_1",
+        lambda ctx: ctx.uow.market.instructions.children(read.notices[0].instruction_id or ""),
+    )
+    assert [(c.kind, c.resource_kind, c.der_id, c.p_kw) for c in children] == [
+        (InstructionKind.OPERATING, ResourceKind.DER, province.ders["C"], -50.0)
+    ]
+    assert children[0].issuer_id == ids["ldc_a"]
+    assert children[0].recipient_id == ids["owner_1"]
+    # the stored event reads back whole for the DSO and the observer
+    for who in ("ldc_a", "regulator"):
+        again = province.run(who, lambda ctx: curtailment.get_event(ctx, event.id))
+        assert again == event
+    assert province.run("owner_2", lambda ctx: [e.id for e in curtailment.list_events(ctx, Page())]) == [event.id]
+    assert province.run("agg_1", lambda ctx: curtailment.list_events(ctx, Page())) == []
+    tso_view = province.run("tso", lambda ctx: curtailment.get_event(ctx, event.id))
+    assert tso_view.shares == ()
+    assert tso_view.direct_kw == 66.667
+
+
+@pytest.mark.parametrize(
+    ("rule", "parameters", "expected"),
+    [
+        ("pro_rata_capacity", None, {"A": 20.0, "B": 10.0, "C": 40.0, "D": 30.0}),
+        ("offer_price", {"order": "highest_first"}, {"A": 0.0, "B": 40.0, "C": 10.0, "D": 50.0}),
+        ("offer_price", {"order": "lowest_first"}, {"A": 60.0, "B": 0.0, "C": 40.0, "D": 0.0}),
+        ("connection_order", None, {"A": 60.0, "B": 0.0, "C": 40.0, "D": 0.0}),
+        ("connection_order", {"order": "first_connected_first"}, {"A": 0.0, "B": 40.0, "C": 10.0, "D": 50.0}),
+    ],
+)
+def test_other_rules_rank_differently(
+    sqlite_url: str, rule: str, parameters: dict[str, str] | None, expected: dict[str, float]
+) -> None:
+    province, start, end = build_curtailment_province(sqlite_url)
+    publish(province, rule, parameters)
+
+    event = _request(province, 100.0, start, end)
+
+    assert _shares(province, event) == expected
+    assert sum(expected.values()) == pytest.approx(100.0)
+
+
+def test_group_split_takes_the_published_percentage_from_each_group(sqlite_url: str) -> None:
+    """40 % from the DSO-aggregated group (A, B: 100 kW export) and 60 % from direct participants, each pro rata."""
+    province, start, end = build_curtailment_province(sqlite_url)
+    publish(province, "pro_rata_export", dso_aggregated_pct=40.0)
+
+    event = _request(province, 100.0, start, end)
+
+    assert _shares(province, event) == {"A": 24.0, "B": 16.0, "C": 45.0, "D": 15.0}
+    assert (event.dso_aggregated_kw, event.direct_kw) == (40.0, 60.0)
+
+
+def test_group_split_spills_what_a_group_cannot_cover(sqlite_url: str) -> None:
+    """90 % of 150 kW from a group exporting 100 kW: the 35 kW it cannot cover go to the direct group."""
+    province, start, end = build_curtailment_province(sqlite_url)
+    publish(province, "pro_rata_export", dso_aggregated_pct=90.0)
+
+    event = _request(province, 150.0, start, end)
+
+    shares = _shares(province, event)
+    assert (shares["A"], shares["B"]) == (60.0, 40.0)
+    assert shares["C"] + shares["D"] == 50.0
+    assert "could not cover" in next(s.reason for s in event.shares if s.der_id == province.ders["C"])
+
+
+def test_procedure_versions_are_never_retroactive(sqlite_url: str) -> None:
+    province, start, end = build_curtailment_province(sqlite_url)
+    publish(province, "pro_rata_export")
+    later = start + timedelta(minutes=10)
+    publish(province, "pro_rata_capacity", effective_from=later)
+    tdi = province.tdis["tdi_a"]
+
+    versions = province.run("owner_1", lambda ctx: curtailment.list_procedures(ctx, tdi))
+    assert [(v.version, v.procedure.rule.value) for v in versions] == [(1, "pro_rata_export"), (2, "pro_rata_capacity")]
+    assert province.run("tso", lambda ctx: curtailment.procedure_in_force(ctx, tdi)).version == 1
+    assert province.run("regulator", lambda ctx: curtailment.procedure_in_force(ctx, tdi, later)).version == 2
+    # the window's start decides which version applies
+    assert _request(province, 100.0, start, end).procedure_version == 1
+    assert _request(province, 10.0, later, later + timedelta(minutes=5)).procedure_version == 2
+    with pytest.raises(GridbridgeError) as past:
+        publish(province, "pro_rata_export", effective_from=province.clock.now() - timedelta(seconds=1))
+    assert past.value.code == "curtailment.retroactive_procedure"
+    with pytest.raises(GridbridgeError) as twice:
+        publish(province, "pro_rata_export", effective_from=later)
+    assert twice.value.code == "curtailment.duplicate_effective_from"
+    # transparency: parties without a DER at the interface, and other DSOs, may not read it
+    for outsider in ("agg_2", "ldc_b"):
+        with pytest.raises(PermissionDenied):
+            province.run(outsider, lambda ctx: curtailment.list_procedures(ctx, tdi))
+
+
+@pytest.mark.parametrize(
+    ("rule", "parameters", "code"),
+    [
+        ("pro_rata_export", {"order": "highest_first"}, "conflicts.curtailment_unknown_parameter"),
+        ("offer_price", {"order": "cheapest"}, "conflicts.curtailment_bad_parameter"),
+        ("lottery", None, "conflicts.curtailment_unknown_rule"),
+    ],
+)
+def test_bad_procedures_are_refused_and_store_nothing(
+    database_url: str, rule: str, parameters: dict[str, str] | None, code: str
+) -> None:
+    province, _, _ = build_curtailment_province(database_url)
+    audit_before = _rows(province, audit_records)
+
+    with pytest.raises(GridbridgeError) as refused:
+        publish(province, rule, parameters)
+
+    assert refused.value.code == code
+    assert _rows(province, curtailment_procedures) == 0
+    assert _rows(province, audit_records) == audit_before
+
+
+def test_reduction_beyond_what_can_be_curtailed_says_how_much_can(database_url: str) -> None:
+    province, start, end = build_curtailment_province(database_url)
+    publish(province, "pro_rata_export")
+    before = (_rows(province, curtailment_events), _rows(province, instructions), _rows(province, audit_records))
+
+    with pytest.raises(GridbridgeError) as refused:
+        _request(province, 300.001, start, end)
+
+    assert refused.value.code == "curtailment.beyond_available"
+    assert refused.value.details["available_kw"] == 300.0
+    assert "at most 300 kW can be curtailed" in refused.value.message
+    after = (_rows(province, curtailment_events), _rows(province, instructions), _rows(province, audit_records))
+    assert after == before
+
+
+def test_bad_requests_are_refused_with_their_codes(sqlite_url: str) -> None:
+    province, start, end = build_curtailment_province(sqlite_url)
+    tdi = province.tdis["tdi_a"]
+    with pytest.raises(ConflictError) as none_yet:
+        _request(province, 10.0, start, end)
+    assert none_yet.value.code == "curtailment.no_procedure"
+    publish(province, "pro_rata_export")
+    cases = [
+        (0.0, start, end, {}, "curtailment.bad_reduction"),
+        (-5.0, start, end, {}, "curtailment.bad_reduction"),
+        (float("nan"), start, end, {}, "curtailment.bad_reduction"),
+        (10.0, start + timedelta(minutes=1), end, {}, "curtailment.window_misaligned"),
+        (10.0, end, start, {}, "curtailment.window_misaligned"),
+        (10.0, start - timedelta(hours=3), end, {}, "curtailment.window_in_past"),
+        (10.0, start, end, {"connection_point_ids": [10**9]}, "curtailment.unknown_point"),
+        (10.0, start, end, {"feeder": "no such feeder"}, "curtailment.unknown_point"),
+    ]
+    for required_kw, a, b, options, code in cases:
+        with pytest.raises(GridbridgeError) as refused:
+            _request(province, required_kw, a, b, **options)
+        assert refused.value.code == code, (required_kw, a, b, options)
+    # another DSO, and roles that never may, are refused; an unknown interface is not found
+    for who in ("ldc_b", "agg_1", "tso", "regulator"):
+        with pytest.raises(PermissionDenied):
+            province.run(who, lambda ctx: curtailment.request_curtailment(ctx, tdi, 10.0, start, end))
+    with pytest.raises(GridbridgeError) as missing:
+        province.run("ldc_a", lambda ctx: curtailment.request_curtailment(ctx, "nope", 10.0, start, end))
+    assert missing.value.code == "not_found"
+    assert _rows(province, curtailment_events) == 0
+
+
+def test_limited_to_connection_points(sqlite_url: str) -> None:
+    province, start, end = build_curtailment_province(sqlite_url)
+    publish(province, "pro_rata_export")
+    points = province.points["tdi_a"][2:4]  # C and D
+
+    event = _request(province, 100.0, start, end, connection_point_ids=points)
+
+    assert _shares(province, event) == {"C": 75.0, "D": 25.0}
+    assert event.connection_point_ids == tuple(sorted(points))
