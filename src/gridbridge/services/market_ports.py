@@ -1,9 +1,9 @@
 """Ports of the coordination cycle: what the offer, clearing and instruction services need from storage.
 
 The store implements them (``gridbridge.store.market_repository``) and the unit of work exposes them as
-``uow.market``. ``EnvelopeLimits`` gives the export and import limits in force for DERs over an interval; today's
-implementation reads each DER's approved static limits (0 for a DER that is not in service), and published
-dynamic envelopes can replace it later without touching the services.
+``uow.market``. ``EnvelopeLimits`` gives the export and import limits in force for DERs over an interval: each
+DER's share of its connection point's published envelope, capped by its approved static limits (0 for a DER that
+is not in service); docs/coordination.md says how points without a published envelope are treated.
 """
 
 from __future__ import annotations

@@ -8,7 +8,9 @@ instructions and notifications are inserted in bulk (one executemany per batch, 
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -16,6 +18,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, RowMapping, and_, or_, select, true, update
 from sqlalchemy.orm import Session
 
+from gridbridge.domain.envelopes import LimitSource, OperatingEnvelope
 from gridbridge.domain.lifecycle import DerStatus
 from gridbridge.domain.market import (
     OPEN_STATUSES,
@@ -39,6 +42,7 @@ from gridbridge.domain.market import (
 from gridbridge.domain.offers import Market, OfferSegment, Product, Side
 from gridbridge.services.market_ports import DerLimits, InstructionFilter, OfferFilter
 from gridbridge.services.ports import Page
+from gridbridge.store.envelope_repository import SqlEnvelopeSettings, envelope_limits_in_force
 from gridbridge.store.market_tables import (
     clearing_curtailments,
     clearing_interfaces,
@@ -48,6 +52,7 @@ from gridbridge.store.market_tables import (
     notifications,
     offers,
 )
+from gridbridge.store.network_tables import ConnectionPointRow
 from gridbridge.store.tables import ders
 
 _CHUNK = 500
@@ -640,35 +645,112 @@ class SqlNotifications:
 _OPERATING = (DerStatus.IN_SERVICE, DerStatus.ENROLLED)
 
 
-class StaticEnvelopeLimits:
-    """``EnvelopeLimits`` from what the registry holds today: each DER's approved static export and import
-    limits while it is in service or enrolled, 0 otherwise (suspended, retired, not yet approved or
-    commissioned). This is the documented fallback until published dynamic envelopes per connection point are
-    stored; it never answers "no limit"."""
+@dataclass(frozen=True)
+class _StaticDer:
+    der_id: str
+    status: DerStatus
+    point_id: int
+    export_kw: float
+    import_kw: float
+
+
+def _share(total_kw: float, own_kw: float, all_kw: Sequence[float]) -> float:
+    """``total_kw`` split in proportion to ``own_kw`` among ``all_kw`` (equal shares when they sum to 0)."""
+    weight = sum(all_kw)
+    return total_kw * own_kw / weight if weight > 0 else total_kw / max(len(all_kw), 1)
+
+
+class PublishedEnvelopeLimits:
+    """``EnvelopeLimits`` from the operating envelopes the DSOs published, per DER over an interval.
+
+    For a DER in service or enrolled, each direction's limit is the smaller of
+
+    * its approved static limit (the connection agreement: ``export_limit_kw`` / ``import_limit_kw``), and
+    * its share of its connection point's limit in force over the whole interval
+      (``store/envelope_repository.py: envelope_limits_in_force``, the tightest value at any time of the
+      interval), split among the operating DERs at that point in proportion to their static limits.
+
+    Where no published envelope covers the interval, the point's limit is the interface's configured default
+    (``envelope_settings``) if the DSO has configured dynamic envelopes for the interface, and no further limit
+    (the static limits alone) if it has not: an interface that does not publish envelopes is run on static
+    connection limits. An outage's zero envelopes therefore reach clearing, offer validation and
+    disaggregation directly. A DER in any other state (suspended, retired, not yet approved or commissioned)
+    gets 0. ``binding_export`` / ``binding_import`` name what sets each limit: ``static_limit:der/<id>/...``,
+    ``envelope:point/<id>:<binding constraint>``, ``default:point/<id>`` or ``status:<state>:der/<id>``. It
+    never answers "no limit".
+    """
 
     def __init__(self, session: Session) -> None:
         self.session = session
 
+    def _static(self, condition: ColumnElement[bool]) -> list[_StaticDer]:
+        c = ders.c
+        query = select(c.id, c.status, c.connection_point_id, c.export_limit_kw, c.import_limit_kw).where(condition)
+        return [
+            _StaticDer(der_id, DerStatus(status), int(point), float(export_kw or 0.0), float(import_kw or 0.0))
+            for der_id, status, point, export_kw, import_kw in self.session.execute(query)
+        ]
+
     def der_limits(
         self, der_ids: Sequence[str], interval_start: datetime, interval_end: datetime
     ) -> dict[str, DerLimits]:
-        result: dict[str, DerLimits] = {}
-        c = ders.c
+        wanted: list[_StaticDer] = []
         for chunk in _chunks(list(dict.fromkeys(der_ids))):
-            query = select(c.id, c.status, c.export_limit_kw, c.import_limit_kw).where(c.id.in_(chunk))
-            for der_id, status, export_kw, import_kw in self.session.execute(query):
-                if DerStatus(status) in _OPERATING:
-                    result[der_id] = DerLimits(
-                        der_id,
-                        float(export_kw or 0.0),
-                        float(import_kw or 0.0),
-                        f"static_limit:der/{der_id}/export_limit_kw",
-                        f"static_limit:der/{der_id}/import_limit_kw",
-                    )
-                else:
-                    binding = f"status:{DerStatus(status).value}:der/{der_id}"
-                    result[der_id] = DerLimits(der_id, 0.0, 0.0, binding, binding)
+            wanted.extend(self._static(ders.c.id.in_(chunk)))
+        points = sorted({d.point_id for d in wanted if d.status in _OPERATING})
+        at_point: dict[int, list[_StaticDer]] = defaultdict(list)
+        operating = [s.value for s in _OPERATING]
+        for chunk in _chunks([str(p) for p in points]):
+            for d in self._static(
+                and_(ders.c.connection_point_id.in_([int(p) for p in chunk]), ders.c.status.in_(operating))
+            ):
+                at_point[d.point_id].append(d)
+        in_force = envelope_limits_in_force(
+            self.session, points, interval_start, interval_end, approved=dict.fromkeys(points, True)
+        )
+        dynamic = self._dynamic_points(points)
+        result: dict[str, DerLimits] = {}
+        for d in wanted:
+            if d.status not in _OPERATING:
+                binding = f"status:{d.status.value}:der/{d.der_id}"
+                result[d.der_id] = DerLimits(d.der_id, 0.0, 0.0, binding, binding)
+                continue
+            export_kw, binding_export = d.export_kw, f"static_limit:der/{d.der_id}/export_limit_kw"
+            import_kw, binding_import = d.import_kw, f"static_limit:der/{d.der_id}/import_limit_kw"
+            limits = in_force.get(d.point_id)
+            siblings = at_point.get(d.point_id, [d])
+            if limits is not None:
+                if limits.export_source is LimitSource.ENVELOPE or d.point_id in dynamic:
+                    point_kw = _share(limits.p_export_max_kw, d.export_kw, [s.export_kw for s in siblings])
+                    if point_kw < export_kw:
+                        export_kw, binding_export = point_kw, _point_binding(d.point_id, limits.export_envelope, True)
+                if limits.import_source is LimitSource.ENVELOPE or d.point_id in dynamic:
+                    point_kw = _share(limits.p_import_max_kw, d.import_kw, [s.import_kw for s in siblings])
+                    if point_kw < import_kw:
+                        import_kw, binding_import = point_kw, _point_binding(d.point_id, limits.import_envelope, False)
+            result[d.der_id] = DerLimits(
+                d.der_id, max(export_kw, 0.0), max(import_kw, 0.0), binding_export, binding_import
+            )
         return result
+
+    def _dynamic_points(self, points: Sequence[int]) -> set[int]:
+        """The points whose interface has configured envelope settings (the DSO runs dynamic envelopes there)."""
+        tdi_of: dict[int, str] = {}
+        for chunk in _chunks([str(p) for p in points]):
+            rows = self.session.execute(
+                select(ConnectionPointRow.id, ConnectionPointRow.tdi_id).where(
+                    ConnectionPointRow.id.in_([int(p) for p in chunk])
+                )
+            )
+            tdi_of.update({int(i): str(t) for i, t in rows})
+        configured = SqlEnvelopeSettings(self.session).get_many(tdi_of.values())
+        return {p for p, tdi in tdi_of.items() if tdi in configured}
+
+
+def _point_binding(point_id: int, envelope: OperatingEnvelope | None, export: bool) -> str:
+    if envelope is None:
+        return f"default:point/{point_id}"
+    return f"envelope:point/{point_id}:{envelope.binding_export if export else envelope.binding_import}"
 
 
 class SqlMarket:
@@ -679,4 +761,4 @@ class SqlMarket:
         self.runs = SqlClearingRuns(session)
         self.instructions = SqlInstructions(session)
         self.notifications = SqlNotifications(session)
-        self.envelopes = StaticEnvelopeLimits(session)
+        self.envelopes = PublishedEnvelopeLimits(session)
