@@ -74,6 +74,24 @@ BAD_PERIOD = register_code("instructions.bad_period", 422, "An operating instruc
 RESPONSES_REJECTED = register_code(
     "instructions.batch_rejected", 422, "Every response of the batch was refused; details.items answers each"
 )
+SERVICE_DER_NOT_OPERATING = register_code(
+    "instructions.der_not_operating",
+    409,
+    "A distribution service dispatch names a DER that is neither enrolled nor in service",
+)
+SERVICE_WINDOW_MISALIGNED = register_code(
+    "instructions.window_misaligned",
+    422,
+    "A distribution service window does not start and end on real-time market interval boundaries",
+)
+SERVICE_WINDOW_PAST = register_code(
+    "instructions.window_in_past", 422, "A distribution service window starts before now"
+)
+SERVICE_BEYOND_CAPABILITY = register_code(
+    "instructions.beyond_capability",
+    422,
+    "A distribution service setpoint exceeds the DER's registered export (positive) or import (negative) capability",
+)
 
 
 # --- resources and offers ---------------------------------------------------------------------------------
@@ -400,11 +418,13 @@ class ClearingRun:
 
 
 class InstructionKind(StrEnum):
-    """Day-ahead schedule, real-time dispatch, or TSO operating instruction outside the market."""
+    """Day-ahead schedule, real-time dispatch, TSO operating instruction outside the market, or a DSO's
+    dispatch of a DER for a distribution service (non-wires deferral, distribution operations)."""
 
     SCHEDULE = "schedule"
     DISPATCH = "dispatch"
     OPERATING = "operating"
+    SERVICE = "distribution_service"
 
 
 KIND_OF_MARKET: Mapping[Market, InstructionKind] = MappingProxyType(
@@ -432,6 +452,8 @@ class InstructionStatus(StrEnum):
     REJECTED = "rejected"
     ESCALATED = "escalated"
     """Unanswered past its deadline: handed back to the issuer (terminal)."""
+    CANCELLED = "cancelled"
+    """Withdrawn by conflict resolution (its setpoint is 0 and the reason names the conflict; terminal)."""
 
 
 class Response(StrEnum):
@@ -457,6 +479,7 @@ RESPONSES: Mapping[InstructionStatus, Mapping[Response, InstructionStatus]] = Ma
         _I.ACCEPTED: {},
         _I.REJECTED: {},
         _I.ESCALATED: {},
+        _I.CANCELLED: {},
     }
 )
 OPEN_STATUSES = frozenset({_I.ISSUED, _I.RECEIVED})
@@ -585,6 +608,8 @@ class NotificationKind(StrEnum):
     """The forecast flow at an interface reverses: distribution exports to transmission (white paper Figure 4)."""
     INSTRUCTION_OVERDUE = "instruction_overdue"
     """An instruction the recipient did not answer before its deadline, escalated to its issuer."""
+    CONFLICT_RESOLVED = "conflict_resolved"
+    """A conflict touching one of the party's instructions or commitments was resolved: outcome and reason."""
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,8 @@ from gridbridge.domain.market import (
 )
 from gridbridge.domain.offers import Market
 from gridbridge.domain.permissions import is_system
-from gridbridge.services import clearing, instructions, offers
+from gridbridge.services import clearing, conflicts, instructions, offers
+from gridbridge.services.conflict_ports import StoredConflict
 from gridbridge.services.context import Context
 from gridbridge.services.tdis import model_in_force
 
@@ -59,6 +60,8 @@ class CycleOutcome:
     shortfall_kw: float = 0.0
     """What the splits could not place."""
     escalated: list[Instruction] = field(default_factory=list)
+    conflicts: list[StoredConflict] = field(default_factory=list)
+    """Conflicts found by the check before the instructions go out (those found at issue are stored too)."""
 
 
 def run_interval(
@@ -71,8 +74,9 @@ def run_interval(
     forecasts: Mapping[str, InterfaceForecast] | None = None,
     split_method: SplitMethod = SplitMethod.MERIT_ORDER,
 ) -> CycleOutcome:
-    """Step 4: clear, issue, split every instruction down to DERs, escalate what is overdue (as the
-    platform administrator; see the module docstring)."""
+    """Step 4: clear, issue, split every instruction down to DERs, check the DER-level instructions for
+    conflicts once more before they go out (``conflicts.check_before_dispatch``), escalate what is overdue
+    (as the platform administrator; see the module docstring)."""
     run = clearing.clear_interval(
         ctx,
         market,
@@ -90,5 +94,6 @@ def run_interval(
         outcome.split.extend(result.children)
         outcome.shortfall_kw += result.shortfall_kw
         queue.extend(c for c in result.children if splittable(c))
+    outcome.conflicts = conflicts.check_before_dispatch(ctx, [*outcome.issued, *outcome.split])
     outcome.escalated = instructions.escalate_overdue(ctx)
     return outcome

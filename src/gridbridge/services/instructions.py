@@ -38,7 +38,11 @@ from gridbridge.domain.market import (
     KIND_OF_MARKET,
     NOT_SPLITTABLE,
     RESPONSES_REJECTED,
+    SERVICE_BEYOND_CAPABILITY,
+    SERVICE_DER_NOT_OPERATING,
     SERVICE_OF,
+    SERVICE_WINDOW_MISALIGNED,
+    SERVICE_WINDOW_PAST,
     ClearingRun,
     Instruction,
     InstructionKind,
@@ -63,6 +67,7 @@ from gridbridge.engines.clearing import CurveSet
 from gridbridge.engines.clearing.curves import merit_order
 from gridbridge.engines.disaggregation import Disaggregation, split_merit_order, split_pro_rata
 from gridbridge.services.clearing import get_run
+from gridbridge.services.conflicts import check_instructions
 from gridbridge.services.context import Context
 from gridbridge.services.market_ports import InstructionFilter
 from gridbridge.services.offers import (
@@ -167,6 +172,7 @@ def issue_instructions(ctx: Context, run_id: str) -> list[Instruction]:
                 )
             )
     out.extend(_interface_schedules(ctx, run, tso, kind, now, deadline))
+    out = check_instructions(ctx, out)
     ctx.uow.market.instructions.add_many(out)
     ctx.uow.market.runs.mark_dispatched(run.id, now)
     ctx.audit(
@@ -292,6 +298,112 @@ def issue_operating_instruction(
     ctx.uow.market.instructions.add_many([instruction])
     ctx.audit("instruction.operating", "instruction", instruction.id, None, instruction.snapshot())
     return instruction
+
+
+# --- DSO distribution service dispatch ------------------------------------------------------------------
+
+
+def dispatch_distribution_service(
+    ctx: Context,
+    der_id: str,
+    *,
+    p_kw: float,
+    interval_start: datetime,
+    interval_end: datetime,
+    reason: str,
+) -> Instruction:
+    """The DSO of the DER's interface dispatches the DER for a distribution service (non-wires deferral,
+    distribution operations) over ``[interval_start, interval_end)``: ``p_kw`` positive for injection
+    (discharge, load reduction), negative for withdrawal. The instruction goes to the DER's representative
+    (its aggregator) or else its owner, with kind ``distribution_service``.
+
+    Only a DSO (or the platform administrator) may dispatch, and only a DER at one of its own interfaces: any
+    other DER answers ``not_found`` exactly like a missing one. Raises ``instructions.der_not_operating`` for a
+    DER neither enrolled nor in service, ``instructions.bad_period`` for a window that does not end after it
+    starts or is not timezone-aware, ``instructions.window_misaligned`` off the real-time interval grid,
+    ``instructions.window_in_past`` for a window starting before now, ``instructions.beyond_capability`` when
+    ``|p_kw|`` exceeds the DER's export (or import) capability, ``required`` without a reason. The instruction
+    then goes through conflict detection with every stored instruction to the DER (``services.conflicts``).
+    """
+    if not (is_system(ctx.caller) or ctx.caller.role is Role.DSO):
+        raise PermissionDenied("only a DSO dispatches DERs for distribution services", field="der_id")
+    der = ctx.uow.ders.get(der_id)
+    if der is None or not (is_system(ctx.caller) or der.dso_id == ctx.caller.participant_id):
+        raise NotFound(f"no DER {der_id} at the caller's interfaces", field="der_id")
+    if der.status not in (DerStatus.IN_SERVICE, DerStatus.ENROLLED):
+        raise ConflictError(
+            f"DER {der.id} is {der.status.value}; only DERs enrolled or in service can be dispatched",
+            field="der_id",
+            code=SERVICE_DER_NOT_OPERATING,
+            details={"current_state": der.status.value},
+        )
+    _check_window(ctx, interval_start, interval_end)
+    value = float(p_kw)
+    if not np.isfinite(value) or value == 0.0:
+        raise ValidationFailed("p_kw must be a finite, non-zero number of kW", field="p_kw", code=OUT_OF_RANGE)
+    capability = der.p_export_kw if value > 0 else der.p_import_kw
+    if abs(value) > capability + _TOL_KW:
+        side = "export" if value > 0 else "import"
+        raise ValidationFailed(
+            f"|p_kw| {abs(value):g} kW exceeds the DER's {side} capability of {capability:g} kW",
+            field="p_kw",
+            code=SERVICE_BEYOND_CAPABILITY,
+            details={"capability_kw": capability, "side": side},
+        )
+    if not reason or not reason.strip():
+        raise ValidationFailed("a distribution service dispatch needs a reason", field="reason", code=REQUIRED)
+    now = ctx.clock.now()
+    model = model_in_force(ctx.uow, der.tdi_id, interval_start)
+    instruction = Instruction(
+        id=ctx.new_id(),
+        kind=InstructionKind.SERVICE,
+        market=None,
+        product=InstructionProduct.ENERGY,
+        interval_start=interval_start,
+        interval_end=interval_end,
+        p_kw=value,
+        issuer_id=der.dso_id,
+        recipient_id=der.representative_id or der.owner_id,
+        resource_kind=ResourceKind.DER,
+        resource_id=der.id,
+        der_id=der.id,
+        tdi_id=der.tdi_id,
+        dso_id=der.dso_id,
+        parent_id=None,
+        run_id=None,
+        offer_id=None,
+        status=InstructionStatus.ISSUED,
+        issued_at=now,
+        deadline_at=now + ctx.settings.market.response_window(InstructionKind.DISPATCH),
+        tso_visible=tso_sees_der_instruction(model, der.market_participating),
+        reason=reason.strip(),
+    )
+    checked = check_instructions(ctx, [instruction])
+    ctx.uow.market.instructions.add_many(checked)
+    ctx.audit("instruction.service", "instruction", instruction.id, None, checked[0].snapshot())
+    return checked[0]
+
+
+def _check_window(ctx: Context, interval_start: datetime, interval_end: datetime) -> None:
+    for name, value in (("interval_start", interval_start), ("interval_end", interval_end)):
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValidationFailed(f"{name} must be timezone-aware", field=name, code=BAD_PERIOD)
+    if interval_end <= interval_start:
+        raise ValidationFailed("interval_end must be after interval_start", field="interval_end", code=BAD_PERIOD)
+    step = int(ctx.settings.market.rules(Market.REAL_TIME).interval.total_seconds())
+    for name, value in (("interval_start", interval_start), ("interval_end", interval_end)):
+        if value.microsecond or int(value.timestamp()) % step:
+            raise ValidationFailed(
+                f"{name} {value.isoformat()} is not on the {step // 60}-minute real-time interval grid",
+                field=name,
+                code=SERVICE_WINDOW_MISALIGNED,
+            )
+    if interval_start < ctx.clock.now():
+        raise ValidationFailed(
+            f"interval_start {interval_start.isoformat()} is before now ({ctx.clock.now().isoformat()})",
+            field="interval_start",
+            code=SERVICE_WINDOW_PAST,
+        )
 
 
 # --- splitting to DERs ------------------------------------------------------------------------------------
@@ -499,6 +611,7 @@ def split_instruction(ctx: Context, instruction_id: str, method: SplitMethod = S
                 )
             )
     updated = replace(parent, split_method=method, split_at=now, shortfall_kw=round(shortfall, 6))
+    children = check_instructions(ctx, children)
     ctx.uow.market.instructions.add_many(children)
     ctx.uow.market.instructions.update(updated)
     ctx.audit(

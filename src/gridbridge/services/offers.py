@@ -78,6 +78,7 @@ from gridbridge.domain.permissions import Action, is_system, require_action
 from gridbridge.domain.roles import Role
 from gridbridge.domain.validation import OUT_OF_RANGE, REQUIRED
 from gridbridge.engines.clearing import CurveSet, aggregate_curves
+from gridbridge.services.conflicts import check_offers
 from gridbridge.services.context import Context
 from gridbridge.services.market_ports import DerLimits, OfferFilter
 from gridbridge.services.ports import Page
@@ -413,6 +414,7 @@ def submit_offers(ctx: Context, items: Sequence[OfferItem]) -> list[OfferAck]:
             code=BATCH_REJECTED,
             details={"items": [a.summary() for a in acks]},
         )
+    check_offers(ctx, [a.offer for a in acks if a.offer is not None])
     return acks
 
 

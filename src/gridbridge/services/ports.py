@@ -18,6 +18,7 @@ from gridbridge.domain.permissions import AggregationScope, DerScope
 from gridbridge.domain.tdi import ModelAssignment, TDInterface
 
 if TYPE_CHECKING:
+    from gridbridge.services.conflict_ports import ConflictRepository
     from gridbridge.services.curtailment_ports import CurtailmentRepository
     from gridbridge.services.envelope_store_ports import EnvelopeRepositories
     from gridbridge.services.market_ports import MarketRepositories
@@ -154,6 +155,8 @@ class UnitOfWork(Protocol):
     def envelopes(self) -> EnvelopeRepositories: ...
     @property
     def curtailment(self) -> CurtailmentRepository: ...
+    @property
+    def conflicts(self) -> ConflictRepository: ...
 
     def __enter__(self) -> Self: ...
     def __exit__(

@@ -10,6 +10,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
+import gridbridge.store.conflict_tables
 import gridbridge.store.curtailment_tables
 import gridbridge.store.envelope_tables
 import gridbridge.store.market_tables

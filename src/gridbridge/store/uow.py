@@ -7,6 +7,7 @@ from typing import Self
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from gridbridge.store.conflict_repository import SqlConflicts
 from gridbridge.store.curtailment_repository import SqlCurtailment
 from gridbridge.store.envelope_repository import SqlEnvelopeStore
 from gridbridge.store.market_repository import SqlMarket
@@ -46,6 +47,7 @@ class SqlUnitOfWork:
         self.market = SqlMarket(s)
         self.envelopes = SqlEnvelopeStore(s)
         self.curtailment = SqlCurtailment(s)
+        self.conflicts = SqlConflicts(s)
         return self
 
     def __exit__(
