@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, inspect, select, text
 from typer.testing import CliRunner
 
 from gridbridge.cli.main import app
@@ -74,6 +74,108 @@ def test_rows_round_trip_with_parents(database_url: str) -> None:
     sink.delete_batch(sink.batches[0])
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(instructions)).scalar_one() == 0
+    engine.dispose()
+
+
+def _random_arrays(rows: int, resources: int, seed: int) -> InstructionArrays:
+    """Instructions as the cycle makes them: each DER once per product at most, its resource's issuer."""
+    rng = np.random.default_rng(seed)
+    resource_issuer = rng.integers(0, 3, size=resources).astype(np.int8)
+    der = rng.permutation(rows * 2)[:rows]
+    resource = rng.integers(0, resources, size=rows)
+    product = (rng.random(rows) < 0.2).astype(np.int8)
+    p_kw = rng.gamma(1.5, 7.0, size=rows)
+    p_kw[::3] = np.round(p_kw[::3], 2)
+    p_kw[::7] = 0.0
+    p_kw[1::11] *= 1e-7
+    return InstructionArrays(
+        interval_start=INTERVAL,
+        der_index=der,
+        issuer=resource_issuer[resource],
+        parent_index=resource,
+        product=product,
+        p_kw=p_kw,
+    )
+
+
+def test_every_row_reads_back_and_every_child_has_its_parent(database_url: str) -> None:
+    """The integrity rule the writer keeps now that no per-row foreign key checks it: every ``parent_id`` names a
+    parent of the same batch, the parent's resource kind and recipient follow the issuer, its ``p_kw`` is the sum
+    of its children; and every DER row reads back through the repository exactly as written."""
+    engine = make_engine(database_url)
+    schema.upgrade(engine)
+    arrays = _random_arrays(3000, 40, seed=7)
+    sink = StoreInstructionSink(engine, issued_at=INTERVAL - timedelta(minutes=5), party_ids=("tso", "ldc", "vpp"))
+    assert sink.write(arrays) == arrays.rows
+    with engine.connect() as conn:
+        orphans = conn.execute(
+            text(
+                "SELECT count(*) FROM instructions c LEFT JOIN instructions p ON p.id = c.parent_id"
+                " WHERE c.parent_id IS NOT NULL AND p.id IS NULL"
+            )
+        ).scalar_one()
+    assert orphans == 0
+    with SqlUnitOfWorkFactory(session_factory(engine))() as uow:
+        repo = uow.market.instructions
+        rows = repo.query(MarketScope(everything=True), Page(limit=10_000), InstructionFilter())
+        parents = {i.id: i for i in rows if i.der_id is None}
+        ders = {(i.der_id, i.product): i for i in rows if i.der_id is not None}
+        assert len(ders) == arrays.rows
+        names = {ENERGY: InstructionProduct.ENERGY, RESERVE: InstructionProduct.OPERATING_RESERVE}
+        for der, who, resource, product, p_kw in zip(
+            arrays.der_index.tolist(),
+            arrays.issuer.tolist(),
+            arrays.parent_index.tolist(),
+            arrays.product.tolist(),
+            arrays.p_kw.tolist(),
+            strict=True,
+        ):
+            row = ders[(f"der-{der}", names[product])]
+            assert row.p_kw == round(p_kw, 6)
+            assert row.issuer_id == ("tso", "ldc", "vpp")[who]
+            assert row.tso_visible is (who == ISSUER_TSO)
+            if who == ISSUER_TSO:
+                assert row.parent_id is None
+                continue
+            parent = parents[row.parent_id or ""]
+            assert parent.resource_id.endswith(f"-resource-{resource}")
+            assert parent.product is names[product]
+            assert parent.recipient_id == ("tso", "ldc", "vpp")[who]
+            assert parent.resource_kind is (ResourceKind.DSO_VIRTUAL if who == ISSUER_DSO else ResourceKind.AGGREGATION)
+        for parent in parents.values():
+            children = repo.children(parent.id)
+            assert children, "a parent without children"
+            # each row is rounded to the micro-kW on its own
+            assert parent.p_kw == pytest.approx(sum(c.p_kw for c in children), abs=1e-6 * len(children))
+            assert {c.parent_id for c in children} == {parent.id}
+        assert sum(len(repo.children(p)) for p in parents) == sum(1 for i in ders.values() if i.parent_id)
+    sink.delete_batch(sink.batches[0])
+    engine.dispose()
+
+
+def test_instruction_keys_and_sparse_indexes(database_url: str) -> None:
+    """Migration 0006: no self-referencing foreign key, partial indexes on the sparse columns, byte-ordered keys."""
+    engine = make_engine(database_url)
+    schema.upgrade(engine)
+    inspector = inspect(engine)
+    assert [fk["referred_table"] for fk in inspector.get_foreign_keys("instructions")] == ["clearing_runs"]
+    with engine.connect() as conn:
+        if engine.dialect.name == "postgresql":
+            defs = conn.execute(text("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'instructions'"))
+            collations: dict[str, str] = dict(
+                conn.execute(
+                    text(
+                        "SELECT column_name, collation_name FROM information_schema.columns"
+                        " WHERE table_name = 'instructions' AND column_name IN ('id', 'parent_id')"
+                    )
+                ).all()
+            )
+            assert collations == {"id": "C", "parent_id": "C"}
+        else:
+            defs = conn.execute(text("SELECT name, sql FROM sqlite_master WHERE tbl_name = 'instructions'"))
+        sql = {name: str(definition) for name, definition in defs.all()}
+    for column in ("parent_id", "dso_id", "run_id"):
+        assert f"{column} IS NOT NULL" in sql[f"ix_instructions_{column}"]
     engine.dispose()
 
 
