@@ -10,6 +10,7 @@ from gridbridge.api.problems import install_problem_handlers
 from gridbridge.api.routers import (
     aggregations,
     clearing,
+    conflicts,
     ders,
     envelopes,
     instructions,
@@ -67,6 +68,7 @@ def create_app(
         offers,
         clearing,
         instructions,
+        conflicts,
         notifications,
         network_state,
         envelopes,

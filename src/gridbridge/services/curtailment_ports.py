@@ -230,6 +230,6 @@ class CurtailmentRepository(Protocol):
         ...
 
     def dispatched(self, dso_id: str, start: datetime, end: datetime) -> list[InstructedPower]:
-        """DER-level market schedules and dispatch (positive ``p_kw``, not rejected or escalated) of DERs in a
-        DSO's territory overlapping ``[start, end)``."""
+        """DER-level market schedules and dispatch and the DSO's distribution-service dispatch (positive
+        ``p_kw``, still in force) of DERs in a DSO's territory overlapping ``[start, end)``."""
         ...

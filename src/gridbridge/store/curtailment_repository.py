@@ -33,6 +33,9 @@ from gridbridge.store.market_tables import instructions
 from gridbridge.store.tables import ders
 
 _CHUNK = 500
+_DISPATCH_KINDS = [InstructionKind.SCHEDULE, InstructionKind.DISPATCH, InstructionKind.SERVICE]
+"""What the open-access report counts as dispatch: market schedules and dispatch, and the DSO's dispatch for
+distribution services."""
 _IN_FORCE = [InstructionStatus.ISSUED, InstructionStatus.RECEIVED, InstructionStatus.ACCEPTED]
 """Instructions that still stand (rejected, escalated or withdrawn ones do not)."""
 
@@ -280,7 +283,7 @@ class SqlCurtailment:
             .where(
                 ders.c.dso_id == dso_id,
                 i.product == InstructionProduct.ENERGY,
-                i.kind.in_([InstructionKind.SCHEDULE, InstructionKind.DISPATCH]),
+                i.kind.in_(_DISPATCH_KINDS),
                 i.p_kw > 0,
                 i.status.in_(_IN_FORCE),
                 i.interval_start < end,

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,7 @@ from api_province import (
     path_params,
     route_keys,
 )
+from conflicts_matrix import add_conflict
 
 from gridbridge.cli.bootstrap import Platform
 from gridbridge.cli.config import Settings
@@ -563,6 +564,53 @@ EXPECTED: dict[tuple[str, str], dict[str, Outcome]] = {
         regulator=listing("reverse_flow:tdi_a@D1", "reverse_flow:tdi_b@D1"),
         anonymous=UNAUTHENTICATED,
     ),
+    # --- conflicts (rows: "<kind>@<DER key>"); the stored capability conflict on b2 (``conflicts_matrix``)
+    ("GET", "/conflicts"): row(
+        tso=listing(),  # Total DSO: the TSO does not see b2's instructions
+        ldc_a=listing(),
+        ldc_b=listing("capability@b2"),
+        agg_1=listing("capability@b2"),
+        agg_2=listing(),
+        owner_1=listing("capability@b2"),
+        owner_2=listing(),
+        regulator=listing("capability@b2"),
+        anonymous=UNAUTHENTICATED,
+    ),
+    ("GET", "/conflicts/{conflict_id}"): row(
+        tso=HIDDEN,
+        ldc_a=HIDDEN,
+        ldc_b=ok(200, "capability@b2"),
+        agg_1=ok(200, "capability@b2"),
+        agg_2=HIDDEN,
+        owner_1=ok(200, "capability@b2"),
+        owner_2=HIDDEN,
+        regulator=ok(200, "capability@b2"),
+        anonymous=UNAUTHENTICATED,
+    ),
+    ("POST", "/amendment-requests/{request_id}/answer"): row(  # addressed to ldc_b, the issuer of b2@D1
+        tso=HIDDEN,
+        ldc_a=HIDDEN,
+        ldc_b=ok_unchecked(200),
+        agg_1=FORBIDDEN,
+        agg_2=HIDDEN,
+        owner_1=FORBIDDEN,
+        owner_2=HIDDEN,
+        regulator=FORBIDDEN,
+        anonymous=UNAUTHENTICATED,
+    ),
+    ("GET", "/tdis/{tdi_id}/resolution-policy"): _operations_readers(ok_unchecked(200)),  # tdi_a
+    ("PUT", "/tdis/{tdi_id}/resolution-policy"): _only_owning_ldc_a(200),  # tdi_a
+    ("POST", "/ders/{der_id}/distribution-service-dispatches"): row(  # a3 at tdi_a, an hour ahead
+        tso=FORBIDDEN,
+        ldc_a=ok_unchecked(201),
+        ldc_b=HIDDEN,
+        agg_1=FORBIDDEN,
+        agg_2=FORBIDDEN,
+        owner_1=FORBIDDEN,
+        owner_2=FORBIDDEN,
+        regulator=FORBIDDEN,
+        anonymous=UNAUTHENTICATED,
+    ),
     # --- network state and envelopes (rows: "<interface>(<DER keys at the connection point>)", "-" for none)
     ("GET", "/tdis/{tdi_id}/envelope-settings"): _operations_readers(ok_unchecked(200)),  # tdi_a
     ("PATCH", "/tdis/{tdi_id}/envelope-settings"): _only_owning_ldc_a(200),  # tdi_a
@@ -681,6 +729,11 @@ def _member(aggregation: str, der_key: str) -> Callable[[MatrixProvince], dict[s
 
 def _instruction(label: str) -> Callable[[MatrixProvince], dict[str, str]]:
     return lambda m: {"instruction_id": m.market[f"instruction:{label}"]}
+
+
+def _next_hour(m: MatrixProvince) -> datetime:
+    """The start of the hour after next (a real-time interval boundary ahead of the clock)."""
+    return m.province.clock.now().replace(minute=0, second=0, microsecond=0) + timedelta(hours=2)
 
 
 def _interval(m: MatrixProvince, label: str) -> str:
@@ -847,6 +900,31 @@ CALLS: dict[tuple[str, str], Call] = {
     ),
     ("POST", "/instructions/escalations"): Call(_none),
     ("GET", "/notifications"): Call(_none, rows=_notification_rows),
+    ("GET", "/conflicts"): Call(_none, rows=_names),
+    ("GET", "/conflicts/{conflict_id}"): Call(
+        lambda m: {"conflict_id": m.market["conflict:capability@b2"]}, rows=_one(_names)
+    ),
+    ("POST", "/amendment-requests/{request_id}/answer"): Call(
+        lambda m: {"request_id": m.market["amendment:b2@D1"]}, body=lambda m: {"p_kw": 0.0}
+    ),
+    ("GET", "/tdis/{tdi_id}/resolution-policy"): Call(_tdi("tdi_a")),
+    ("PUT", "/tdis/{tdi_id}/resolution-policy"): Call(
+        _tdi("tdi_a"),
+        body=lambda m: {
+            "priorities": ["distribution_safety", "distribution_services", "bulk_reliability", "wholesale_energy"],
+            "rules": {"hidden_coupling_energy": "amendment_request"},
+            "amendment_window_min": 30,
+        },
+    ),
+    ("POST", "/ders/{der_id}/distribution-service-dispatches"): Call(
+        _der("a3"),
+        body=lambda m: {
+            "p_kw": 20.0,
+            "interval_start": _next_hour(m).isoformat(),
+            "interval_end": (_next_hour(m) + timedelta(hours=1)).isoformat(),
+            "reason": "non-wires deferral on feeder 1",
+        },
+    ),
     ("GET", "/tdis/{tdi_id}/envelope-settings"): Call(_tdi("tdi_a")),
     ("PATCH", "/tdis/{tdi_id}/envelope-settings"): Call(_tdi("tdi_a"), body=lambda m: {"default_export_kw": 2.0}),
     ("POST", "/tdis/{tdi_id}/network-events"): Call(
@@ -889,6 +967,7 @@ class Provinces:
     def get(self, name: str) -> MatrixProvince:
         if name not in self.built:
             matrix = build_matrix_province(f"sqlite+pysqlite:///{self.base / f'{name}.db'}")
+            add_conflict(matrix)
             self.built[name] = matrix
         return self.built[name]
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -10,11 +10,11 @@ from sqlalchemy import func, select
 from curtailment_province import build_curtailment_province, publish
 from gridbridge.domain.errors import ConflictError, GridbridgeError, PermissionDenied
 from gridbridge.domain.market import InstructionKind, ResourceKind
-from gridbridge.services import curtailment
-from gridbridge.services.curtailment_ports import CurtailmentEvent
+from gridbridge.services import curtailment, instructions, open_access
+from gridbridge.services.curtailment_ports import CurtailmentEvent, InstructedPower
 from gridbridge.services.ports import Page
 from gridbridge.store.curtailment_tables import curtailment_events, curtailment_procedures
-from gridbridge.store.market_tables import instructions
+from gridbridge.store.market_tables import instructions as instructions_table
 from gridbridge.store.tables import audit_records
 from registry_province import Province
 
@@ -188,7 +188,7 @@ def test_bad_procedures_are_refused_and_store_nothing(
 def test_reduction_beyond_what_can_be_curtailed_says_how_much_can(database_url: str) -> None:
     province, start, end = build_curtailment_province(database_url)
     publish(province, "pro_rata_export")
-    before = (_rows(province, curtailment_events), _rows(province, instructions), _rows(province, audit_records))
+    before = (_rows(province, curtailment_events), _rows(province, instructions_table), _rows(province, audit_records))
 
     with pytest.raises(GridbridgeError) as refused:
         _request(province, 300.001, start, end)
@@ -196,7 +196,7 @@ def test_reduction_beyond_what_can_be_curtailed_says_how_much_can(database_url: 
     assert refused.value.code == "curtailment.beyond_available"
     assert refused.value.details["available_kw"] == 300.0
     assert "at most 300 kW can be curtailed" in refused.value.message
-    after = (_rows(province, curtailment_events), _rows(province, instructions), _rows(province, audit_records))
+    after = (_rows(province, curtailment_events), _rows(province, instructions_table), _rows(province, audit_records))
     assert after == before
 
 
@@ -240,3 +240,69 @@ def test_limited_to_connection_points(sqlite_url: str) -> None:
 
     assert _shares(province, event) == {"C": 75.0, "D": 25.0}
     assert event.connection_point_ids == tuple(sorted(points))
+
+
+def test_open_access_report_normalises_the_shares_by_capacity(database_url: str) -> None:
+    """After the 100 kW pro-rata curtailment over 30 minutes: A and B (ldc_a's own, 150 kW) bear 16.667 kWh,
+    C and D (third party, 350 kW) 33.333 kWh; capacity shares 0.3 and 0.7."""
+    province, start, end = build_curtailment_province(database_url)
+    publish(province, "pro_rata_export")
+    _request(province, 100.0, start, end)
+    dso = province.ids["ldc_a"]
+    day = start.replace(hour=0, minute=0)
+    province.run(  # the DSO dispatches the third-party C for a distribution service: 40 kW over the window
+        "ldc_a",
+        lambda ctx: instructions.dispatch_distribution_service(
+            ctx, province.ders["C"], p_kw=40.0, interval_start=start, interval_end=end, reason="deferral"
+        ),
+    )
+
+    for who in ("regulator", "tso", "ldc_a"):
+        affiliated, third = province.run(
+            who, lambda ctx: open_access.open_access(ctx, dso, day, day + timedelta(days=1))
+        )
+        assert (affiliated.dso_affiliated, third.dso_affiliated) == (True, False)
+        assert (affiliated.n_ders, third.n_ders) == (2, 2)
+        assert (affiliated.capacity_kw, third.capacity_kw) == (150.0, 350.0)
+        assert affiliated.curtailed_kwh == pytest.approx(16.6665)
+        assert third.curtailed_kwh == pytest.approx(33.3335)
+        assert affiliated.capacity_share == pytest.approx(0.3)
+        assert affiliated.curtailment_share == pytest.approx(1 / 3, abs=1e-5)
+        assert affiliated.curtailment_share_ratio == pytest.approx(1.1111, abs=1e-4)
+        assert third.curtailment_share_ratio == pytest.approx(0.95238, abs=1e-4)
+        assert third.curtailed_kwh_per_kw == pytest.approx(33.3335 / 350)
+        assert (affiliated.dispatched_kwh, third.dispatched_kwh) == (0.0, 20.0)
+        assert third.dispatch_share == 1.0
+        assert third.dispatch_share_ratio == pytest.approx(1 / 0.7)
+        assert affiliated.dispatched_kwh_per_kw == 0.0
+    # half of the window in the period: half the energy
+    affiliated, third = province.run(
+        "regulator", lambda ctx: open_access.open_access(ctx, dso, start, start + timedelta(minutes=15))
+    )
+    assert third.curtailed_kwh == pytest.approx(33.3335 / 2)
+    for who in ("agg_1", "owner_1", "ldc_b"):
+        with pytest.raises(PermissionDenied):
+            province.run(who, lambda ctx: open_access.open_access(ctx, dso, day, day + timedelta(days=1)))
+    with pytest.raises(GridbridgeError) as not_dso:
+        province.run("regulator", lambda ctx: open_access.open_access(ctx, province.ids["agg_1"], day, start))
+    assert not_dso.value.code == "open_access.not_a_dso"
+    with pytest.raises(GridbridgeError) as empty:
+        province.run("regulator", lambda ctx: open_access.open_access(ctx, dso, start, start))
+    assert empty.value.code == "open_access.bad_period"
+
+
+def test_export_over_window_takes_the_smallest_stretch() -> None:
+    """Instructions set the export where they are in force, the envelope elsewhere; earlier curtailments are
+    subtracted; the smallest stretch of the window counts."""
+    t = datetime(2026, 5, 4, 17, 0, tzinfo=UTC)
+    m = timedelta(minutes=5)
+    dispatch = InstructedPower("x", 80.0, t, t + 2 * m)
+    assert curtailment.export_over_window([], [], t, t + 2 * m, 60.0) == (60.0, False)
+    assert curtailment.export_over_window([dispatch], [], t, t + 2 * m, 100.0) == (80.0, True)
+    # capped at the envelope
+    assert curtailment.export_over_window([dispatch], [], t, t + 2 * m, 50.0) == (50.0, True)
+    # the dispatch covers only the first stretch: the envelope sets the second
+    assert curtailment.export_over_window([dispatch], [], t, t + 4 * m, 70.0) == (70.0, True)
+    earlier = InstructedPower("x", -30.0, t + m, t + 3 * m)
+    assert curtailment.export_over_window([dispatch], [earlier], t, t + 2 * m, 100.0) == (50.0, True)
+    assert curtailment.export_over_window([], [earlier, earlier], t, t + 2 * m, 40.0) == (0.0, False)
