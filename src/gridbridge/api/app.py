@@ -11,6 +11,7 @@ from gridbridge.api.routers import (
     aggregations,
     clearing,
     conflicts,
+    curtailment,
     ders,
     envelopes,
     instructions,
@@ -72,6 +73,7 @@ def create_app(
         notifications,
         network_state,
         envelopes,
+        curtailment,
     ):
         app.include_router(module.router)
     return app

@@ -46,6 +46,8 @@ from api_province import (
     route_keys,
 )
 from conflicts_matrix import add_conflict
+from curtailment_matrix import add_curtailment
+from curtailment_matrix import window as curtailment_window
 
 from gridbridge.cli.bootstrap import Platform
 from gridbridge.cli.config import Settings
@@ -178,6 +180,26 @@ def _envelope_points() -> dict[str, Outcome]:
         owner_1=listing(*points("tdi_a", "a1", "a2", "r1", "rv1", "ap1", "s1", "t1"), *points("tdi_b", "b2")),
         owner_2=listing(*points("tdi_a", "a3", "m1"), *points("tdi_b", "b1")),
         regulator=listing(*tdi_a, *tdi_b),
+        anonymous=UNAUTHENTICATED,
+    )
+
+
+_CURTAILED_A1 = ("curtail@owner_1", "curtail@a1")
+"""The instructions of the province's curtailment (``curtailment_matrix``): ldc_a to owner_1, and its child for a1."""
+
+
+def _procedure_readers(outcome: Outcome) -> dict[str, Outcome]:
+    """tdi_a's curtailment procedure: the parties connected there (its DSO, the TSO, the observer, and agg_1,
+    owner_1 and owner_2 with DERs there); not ldc_b, nor agg_2 whose only DER is at tdi_b."""
+    return row(
+        tso=outcome,
+        ldc_a=outcome,
+        ldc_b=FORBIDDEN,
+        agg_1=outcome,
+        agg_2=FORBIDDEN,
+        owner_1=outcome,
+        owner_2=outcome,
+        regulator=outcome,
         anonymous=UNAUTHENTICATED,
     )
 
@@ -470,11 +492,11 @@ EXPECTED: dict[tuple[str, str], dict[str, Outcome]] = {
         # the TSO: its own, and below an interface only what its model shows (vpp_2 is a wholesale aggregation;
         # b2 sits behind the Total DSO)
         tso=listing("vpp_1@D1", "virtual:tdi_a@D1", "virtual:tdi_b@D1", "net:tdi_b@D1", "net:tdi_b@R1", "vpp_2@D1"),
-        ldc_a=listing("vpp_1@D1", "virtual:tdi_a@D1"),
+        ldc_a=listing("vpp_1@D1", "virtual:tdi_a@D1", *_CURTAILED_A1),
         ldc_b=listing("virtual:tdi_b@D1", "net:tdi_b@D1", "net:tdi_b@R1", "vpp_2@D1", "b2@D1"),
         agg_1=listing("vpp_1@D1", "b2@D1"),
         agg_2=listing("vpp_2@D1"),
-        owner_1=listing(),
+        owner_1=listing(*_CURTAILED_A1),
         owner_2=listing(),
         regulator=listing(
             "vpp_1@D1",
@@ -484,6 +506,7 @@ EXPECTED: dict[tuple[str, str], dict[str, Outcome]] = {
             "net:tdi_b@R1",
             "vpp_2@D1",
             "b2@D1",
+            *_CURTAILED_A1,
         ),
         anonymous=UNAUTHENTICATED,
     ),
@@ -665,6 +688,44 @@ EXPECTED: dict[tuple[str, str], dict[str, Outcome]] = {
         anonymous=UNAUTHENTICATED,
     ),
     ("POST", "/ders/{der_id}/hosting-capacity"): _only_ldc_a_of_tdi_a(201),  # rv1, under review
+    # --- transparent curtailment (rows: "v<version>"; events "event@tdi_a(<DER keys of the shares shown>)")
+    ("POST", "/tdis/{tdi_id}/curtailment-procedures"): _only_owning_ldc_a(201),  # tdi_a, version 2 from 2 h ahead
+    ("GET", "/tdis/{tdi_id}/curtailment-procedures"): _procedure_readers(listing("v1")),  # tdi_a
+    ("GET", "/tdis/{tdi_id}/curtailment-procedure"): _procedure_readers(ok(200, "v1")),  # tdi_a, in force now
+    ("POST", "/tdis/{tdi_id}/curtailments"): _only_owning_ldc_a(201),  # 5 kW at tdi_a an hour ahead
+    ("GET", "/curtailments"): row(  # 10 kW of a1 (owner_1) at tdi_a: parties see their own shares only
+        tso=listing("event@tdi_a()"),  # every event, group totals only
+        ldc_a=listing("event@tdi_a(a1)"),
+        ldc_b=listing(),
+        agg_1=listing(),
+        agg_2=listing(),
+        owner_1=listing("event@tdi_a(a1)"),
+        owner_2=listing(),
+        regulator=listing("event@tdi_a(a1)"),
+        anonymous=UNAUTHENTICATED,
+    ),
+    ("GET", "/curtailments/{curtailment_id}"): row(
+        tso=ok(200, "event@tdi_a()"),
+        ldc_a=ok(200, "event@tdi_a(a1)"),
+        ldc_b=HIDDEN,
+        agg_1=HIDDEN,
+        agg_2=HIDDEN,
+        owner_1=ok(200, "event@tdi_a(a1)"),
+        owner_2=HIDDEN,
+        regulator=ok(200, "event@tdi_a(a1)"),
+        anonymous=UNAUTHENTICATED,
+    ),
+    ("GET", "/dsos/{dso_id}/open-access-report"): row(  # ldc_a: the observer, the TSO and ldc_a itself
+        tso=ok(200, "third_party:10kW"),
+        ldc_a=ok(200, "third_party:10kW"),
+        ldc_b=FORBIDDEN,
+        agg_1=FORBIDDEN,
+        agg_2=FORBIDDEN,
+        owner_1=FORBIDDEN,
+        owner_2=FORBIDDEN,
+        regulator=ok(200, "third_party:10kW"),
+        anonymous=UNAUTHENTICATED,
+    ),
 }
 
 
@@ -783,6 +844,17 @@ def _notification_points(m: MatrixProvince, body: Any) -> frozenset[str]:
     """A network notification named ``<interface>(<the recipient's DER keys in it>)``."""
     return frozenset(
         f"{_name(m, item['tdi_id'])}({','.join(sorted(_name(m, d) for d in item['der_ids']))})" for item in body
+    )
+
+
+def _procedure_rows(m: MatrixProvince, body: Any) -> frozenset[str]:
+    return frozenset(f"v{item['version']}" for item in body)
+
+
+def _curtailment_rows(m: MatrixProvince, body: Any) -> frozenset[str]:
+    """Events named ``<label>(<DER keys of the shares shown>)``."""
+    return frozenset(
+        f"{_name(m, item['id'])}({','.join(sorted(_name(m, s['der_id']) for s in item['shares']))})" for item in body
     )
 
 
@@ -951,6 +1023,37 @@ CALLS: dict[tuple[str, str], Call] = {
         _der("a2"), rows=lambda m, body: frozenset({_name(m, body["der_id"])})
     ),
     ("POST", "/ders/{der_id}/hosting-capacity"): Call(_der("rv1")),
+    ("POST", "/tdis/{tdi_id}/curtailment-procedures"): Call(
+        _tdi("tdi_a"),
+        body=lambda m: {
+            "rule": "offer_price",
+            "parameters": {"order": "lowest_first"},
+            "effective_from": (m.province.clock.now() + timedelta(hours=2)).isoformat(),
+        },
+    ),
+    ("GET", "/tdis/{tdi_id}/curtailment-procedures"): Call(_tdi("tdi_a"), rows=_procedure_rows),
+    ("GET", "/tdis/{tdi_id}/curtailment-procedure"): Call(_tdi("tdi_a"), rows=_one(_procedure_rows)),
+    ("POST", "/tdis/{tdi_id}/curtailments"): Call(
+        _tdi("tdi_a"),
+        body=lambda m: {
+            "required_kw": 5,
+            "window_start": curtailment_window(m, 60)[0].isoformat(),
+            "window_end": curtailment_window(m, 60)[1].isoformat(),
+            "reason": "feeder maintenance",
+        },
+    ),
+    ("GET", "/curtailments"): Call(_none, rows=_curtailment_rows),
+    ("GET", "/curtailments/{curtailment_id}"): Call(
+        lambda m: {"curtailment_id": m.market["curtailment:event@tdi_a"]}, rows=_one(_curtailment_rows)
+    ),
+    ("GET", "/dsos/{dso_id}/open-access-report"): Call(
+        lambda m: {"dso_id": m.province.ids["ldc_a"]},
+        rows=lambda m, body: frozenset(
+            f"{'affiliated' if r['dso_affiliated'] else 'third_party'}:{r['curtailed_kwh'] * 2:g}kW"
+            for r in body["rows"]
+            if r["curtailed_kwh"] > 0
+        ),
+    ),
 }
 
 
@@ -968,6 +1071,7 @@ class Provinces:
         if name not in self.built:
             matrix = build_matrix_province(f"sqlite+pysqlite:///{self.base / f'{name}.db'}")
             add_conflict(matrix)
+            add_curtailment(matrix)
             self.built[name] = matrix
         return self.built[name]
 
