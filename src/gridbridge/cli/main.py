@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from gridbridge.cli import admin, audit, bench, curtailment, db, envelopes, market, network, scenario
+from gridbridge.cli import admin, audit, bench, conflicts, curtailment, db, envelopes, market, network, scenario
 
 app = typer.Typer(
     name="gridbridge",
@@ -22,6 +22,7 @@ app.add_typer(envelopes.app, name="envelopes")
 app.add_typer(bench.app, name="bench")
 app.add_typer(market.app, name="market")
 app.add_typer(scenario.app, name="scenario")
+app.add_typer(conflicts.app, name="conflicts")
 app.add_typer(curtailment.app, name="curtailment")
 app.add_typer(curtailment.open_access_app, name="open-access")
 
