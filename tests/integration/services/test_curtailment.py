@@ -306,3 +306,29 @@ def test_export_over_window_takes_the_smallest_stretch() -> None:
     earlier = InstructedPower("x", -30.0, t + m, t + 3 * m)
     assert curtailment.export_over_window([dispatch], [earlier], t, t + 2 * m, 100.0) == (50.0, True)
     assert curtailment.export_over_window([], [earlier, earlier], t, t + 2 * m, 40.0) == (0.0, False)
+
+
+def test_export_comes_from_instructions_in_force_less_earlier_curtailments(sqlite_url: str) -> None:
+    """C is dispatched 100 kW by the DSO over the window: the rule sees 100 kW, not its 150 kW limit; a second
+    curtailment over the same window sees what the first one left."""
+    province, start, end = build_curtailment_province(sqlite_url)
+    publish(province, "pro_rata_export")
+    province.run(
+        "ldc_a",
+        lambda ctx: instructions.dispatch_distribution_service(
+            ctx, province.ders["C"], p_kw=100.0, interval_start=start, interval_end=end, reason="deferral"
+        ),
+    )
+
+    first = _request(province, 100.0, start, end)
+
+    assert _shares(province, first) == {"A": 24.0, "B": 16.0, "C": 40.0, "D": 20.0}
+    sources = {s.der_id: s.export_source for s in first.shares}
+    assert sources[province.ders["C"]] == "instructions"
+    assert sources[province.ders["A"]].startswith("static_limit")
+    with pytest.raises(GridbridgeError) as beyond:
+        _request(province, 150.001, start, end)
+    assert beyond.value.details["available_kw"] == 150.0
+    second = _request(province, 150.0, start, end)
+    assert _shares(province, second) == {"A": 36.0, "B": 24.0, "C": 60.0, "D": 30.0}
+    assert all("earlier curtailment" in s.export_source for s in second.shares)
