@@ -10,13 +10,16 @@ from sqlalchemy import func, select
 from curtailment_province import build_curtailment_province, publish
 from gridbridge.domain.errors import ConflictError, GridbridgeError, PermissionDenied
 from gridbridge.domain.market import InstructionKind, ResourceKind
+from gridbridge.domain.roles import Service
 from gridbridge.services import curtailment, instructions, open_access
+from gridbridge.services.context import Context
 from gridbridge.services.curtailment_ports import CurtailmentEvent, InstructedPower
 from gridbridge.services.ports import Page
+from gridbridge.services.tdis import model_in_force
 from gridbridge.store.curtailment_tables import curtailment_events, curtailment_procedures
 from gridbridge.store.market_tables import instructions as instructions_table
 from gridbridge.store.tables import audit_records
-from registry_province import Province
+from registry_province import T0, Province, build_province, enrol
 
 
 def _rows(province: Province, table: object) -> int:
@@ -332,3 +335,32 @@ def test_export_comes_from_instructions_in_force_less_earlier_curtailments(sqlit
     second = _request(province, 150.0, start, end)
     assert _shares(province, second) == {"A": 36.0, "B": 24.0, "C": 60.0, "D": 30.0}
     assert all("earlier curtailment" in s.export_source for s in second.shares)
+
+
+def test_groups_follow_the_interface_model_and_the_aggregations(sqlite_url: str) -> None:
+    """Under alt 2 (tdi_a, 1,000 kW threshold) a lone 60 kW DER offers through the DSO and a third-party
+    aggregation's member offers directly; a member of the DSO's own aggregation is DSO-aggregated and affiliated;
+    under Total DSO (tdi_b) a third-party aggregation reaches the market through the DSO."""
+    province = build_province(sqlite_url)
+    enrol(province, "agg_1", "vpp_1", ["a2"], {Service.WHOLESALE_ENERGY: 50.0}, approve_as=["ldc_a"])
+    enrol(province, "ldc_a", "flex_a", ["a3"], {Service.DISTRIBUTION_SERVICES: None}, approve_as=["ldc_a"])
+    enrol(province, "agg_2", "vpp_2", ["b1"], {Service.WHOLESALE_ENERGY: 50.0}, approve_as=["ldc_b"])
+    when = T0 + timedelta(days=2)
+
+    def groups(ctx: Context) -> dict[str, tuple[str, bool]]:
+        found = {}
+        for key in ("a1", "a2", "a3", "b1"):
+            der = ctx.uow.ders.get(province.ders[key])
+            assert der is not None
+            tdi = ctx.uow.tdis.get(der.tdi_id)
+            assert tdi is not None
+            group, affiliated = curtailment.participation(ctx, der, tdi, model_in_force(ctx.uow, tdi.id, when), when)
+            found[key] = (group.value, affiliated)
+        return found
+
+    assert province.run("regulator", groups) == {
+        "a1": ("dso_aggregated", False),
+        "a2": ("direct", False),
+        "a3": ("dso_aggregated", True),
+        "b1": ("dso_aggregated", False),
+    }
