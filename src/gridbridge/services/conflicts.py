@@ -767,11 +767,12 @@ def answer_amendment(ctx: Context, request_id: str, p_kw: float) -> tuple[Stored
     )
     now = ctx.clock.now()
     domain_request.answer(_conflict_instruction(amended, roles), now)
-    checked = check_instructions(ctx, [amended], stage=STAGE_AMENDMENT)[0]
+    checked = check_instructions(ctx, [replace(amended, status=InstructionStatus.ISSUED)], stage=STAGE_AMENDMENT)[0]
+    cancelled = abs(checked.p_kw) <= _TOL_KW
     ctx.uow.conflicts.adjust_instruction(
         instruction.id,
-        p_kw=checked.p_kw,
-        status=InstructionStatus.CANCELLED if checked.status is InstructionStatus.CANCELLED else None,
+        p_kw=0.0 if cancelled else checked.p_kw,
+        status=InstructionStatus.CANCELLED if cancelled else InstructionStatus.ISSUED,
         reason=f"amended by {ctx.caller.participant_id} to {float(p_kw):g} kW (request {request.id})",
     )
     ctx.uow.conflicts.answer_amendment(request.id, at=now, p_kw=checked.p_kw)

@@ -372,3 +372,67 @@ def test_der_offered_directly_and_through_an_aggregation_is_double_counting(prov
     for who in ("agg_1", "ldc_a"):
         notes = p.run(who, lambda ctx: instructions.list_notifications(ctx, Page(limit=100)))
         assert any(n.kind is NotificationKind.CONFLICT_RESOLVED for n in notes), who
+
+
+def test_amendment_request_before_and_after_its_deadline(province: Province) -> None:
+    """Under ``amendment_request`` the DSO (the lower-priority issuer) is asked to amend by a deadline; its
+    provisional setpoint stands meanwhile; an answer after the deadline is refused and changes nothing."""
+    p = province
+    p.run(
+        "ldc_a",
+        lambda ctx: conflicts.set_policy(
+            ctx,
+            p.tdis["tdi_a"],
+            priorities=["distribution_safety", "bulk_reliability", "distribution_services", "wholesale_energy"],
+            rules={"hidden_coupling_energy": "amendment_request"},
+            amendment_window_min=30,
+        ),
+    )
+    _tso_operating_to_battery(p, NOON_EST, NOON_EST + timedelta(hours=4))
+
+    def dispatch(hours: int) -> Instruction:
+        return p.run(
+            "ldc_a",
+            lambda ctx: instructions.dispatch_distribution_service(
+                ctx,
+                p.ders["bat"],
+                p_kw=1000.0,
+                interval_start=NOON_EST + timedelta(hours=4),
+                interval_end=NOON_EST + timedelta(hours=4 + hours),
+                reason="distribution deferral",
+            ),
+        )
+
+    dso = dispatch(4)
+    assert dso.status is InstructionStatus.CANCELLED  # the provisional setpoint: nothing left to discharge
+    (found,) = _stored(p, pending_amendment=True)
+    assert found.resolution.rule is ResolutionRule.AMENDMENT_REQUEST
+    (request,) = p.run("ldc_a", lambda ctx: conflicts.get_conflict(ctx, found.id))[1]
+    assert request.addressee_id == p.ids["ldc_a"]
+    assert request.deadline == p.clock.now() + timedelta(minutes=30)
+
+    with pytest.raises(PermissionDenied):
+        p.run("owner_2", lambda ctx: conflicts.answer_amendment(ctx, request.id, 0.0))
+    with pytest.raises(NotFound):
+        p.run("ldc_b", lambda ctx: conflicts.answer_amendment(ctx, request.id, 0.0))
+    # answered in time: the DSO amends to a feasible setpoint, which is checked again
+    answered, after = p.run("ldc_a", lambda ctx: conflicts.answer_amendment(ctx, request.id, 0.0))
+    assert answered.status.value == "amended"
+    assert after is not None
+    assert after.p_kw == 0.0
+    with pytest.raises(ConflictError) as closed:
+        p.run("ldc_a", lambda ctx: conflicts.answer_amendment(ctx, request.id, 0.0))
+    assert closed.value.code == "conflicts.amendment_closed"
+
+    # a second dispatch, answered after its deadline: refused, the request stays pending
+    second = dispatch(1)
+    (pending,) = [s for s in _stored(p, pending_amendment=True) if second.id in s.conflict.instruction_ids]
+    (request2,) = p.run("ldc_a", lambda ctx: conflicts.get_conflict(ctx, pending.id))[1]
+    p.clock.advance(timedelta(minutes=31))
+    with pytest.raises(ConflictError) as late:
+        p.run("ldc_a", lambda ctx: conflicts.answer_amendment(ctx, request2.id, 0.0))
+    assert late.value.code == "conflicts.amendment_after_deadline"
+    (still,) = p.run("ldc_a", lambda ctx: conflicts.get_conflict(ctx, pending.id))[1]
+    assert still.status.value == "pending"
+    # every stored conflict has exactly one resolution
+    assert all(s.resolution.conflict_id == s.id for s in _stored(p))
