@@ -82,8 +82,7 @@ def show_procedure(tdi: TdiOption) -> None:
         tdi_ref = tdi_id(platform, tdi)
         with platform.context() as ctx:
             versions = curtailment.list_procedures(ctx, tdi_ref)
-            now = ctx.clock.now()
-        in_force = max((p for p in versions if p.effective_from <= now), key=lambda p: p.version, default=None)
+            in_force = curtailment.in_force_at(versions, ctx.clock.now())
         console.print(_procedure_table(versions, in_force))
         console.print(f"in force now: {in_force.describe() if in_force else 'none published'}")
 

@@ -220,7 +220,8 @@ def publish_procedure(
     return published
 
 
-def _in_force(versions: Sequence[PublishedProcedure], when: datetime) -> PublishedProcedure | None:
+def in_force_at(versions: Sequence[PublishedProcedure], when: datetime) -> PublishedProcedure | None:
+    """The version in force at ``when``: the latest ``effective_from`` not after it (None before the first)."""
     started = [p for p in versions if p.effective_from <= when]
     return max(started, key=lambda p: p.effective_from) if started else None
 
@@ -229,7 +230,7 @@ def procedure_in_force(ctx: Context, tdi_id: str, at: datetime | None = None) ->
     """The version in force at ``at`` (default now); ``curtailment.no_procedure`` when none is."""
     tdi = _require_reader(ctx, tdi_id)
     when = at or ctx.clock.now()
-    found = _in_force(ctx.uow.curtailment.procedures(tdi.id), when)
+    found = in_force_at(ctx.uow.curtailment.procedures(tdi.id), when)
     if found is None:
         raise ConflictError(
             f"no curtailment procedure is in force at T-D interface {tdi.name} at {when.isoformat()}",
@@ -539,7 +540,7 @@ def request_curtailment(
     if len(reason) > MAX_NOTE:
         raise ValidationFailed(f"reason is longer than {MAX_NOTE} characters", field="reason")
     points = _points_in_scope(ctx, tdi, connection_point_ids, feeder)
-    published = _in_force(ctx.uow.curtailment.procedures(tdi.id), window_start)
+    published = in_force_at(ctx.uow.curtailment.procedures(tdi.id), window_start)
     if published is None:
         raise ConflictError(
             f"no curtailment procedure is in force at T-D interface {tdi.name} at {window_start.isoformat()}; "
@@ -722,6 +723,7 @@ __all__ = [
     "curtailment_scope",
     "gather_candidates",
     "get_event",
+    "in_force_at",
     "list_events",
     "list_procedures",
     "procedure_in_force",
