@@ -1,17 +1,21 @@
-"""``gridbridge demo``: a small Ontario-like province taken through the real registry workflows.
+"""``gridbridge demo``: a small Ontario-like province taken through the real registry workflows, then a market day.
 
 Everything goes through the same services the API uses, as the participant that would do it: DER owners and
 aggregators file interconnection requests, each LDC reviews the requests in its territory, aggregators build
-aggregations and every member is reviewed by its LDC.
+aggregations and every member is reviewed by its LDC. Then the province plays a day of the day-ahead and
+real-time markets with a feeder outage at midday (``cli/demo_day.py``, on the scenario runner), and the demo
+prints key figures per interface and coordination model and writes plots (``cli/plots.py``).
 """
 
 from __future__ import annotations
 
 import random
+import time as wall
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
+from pathlib import Path
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
@@ -20,11 +24,13 @@ from rich.text import Text
 
 from gridbridge.cli.bootstrap import Platform
 from gridbridge.cli.config import Settings
+from gridbridge.cli.demo_day import DayOptions, first_day, run_day
 from gridbridge.cli.output import console, errors
+from gridbridge.cli.scenario import cached_network
 from gridbridge.domain.aggregation import MemberStatus, RejectionCategory
 from gridbridge.domain.audit import verify_chain
 from gridbridge.domain.clock import FixedClock
-from gridbridge.domain.coordination import ModelName
+from gridbridge.domain.coordination import COORDINATION_MODELS, ModelName
 from gridbridge.domain.der import DerSpec, MeterPosition, ReviewDecision, Technology
 from gridbridge.domain.errors import ConflictError
 from gridbridge.domain.lifecycle import DerStatus
@@ -47,6 +53,8 @@ AGGREGATORS = ["VoltFleet Aggregation", "SunShare Energy", "GridFlex Partners"]
 OBSERVER = "Energy Regulator (observer)"
 OWNERS = 30
 PILOT_SUFFIX = "EV pilot"
+VPP_MAX_MEMBERS = 20
+"""Members an aggregator asks for in its province-wide VPP (half its DERs in service, at most this many)."""
 
 
 @dataclass(frozen=True)
@@ -59,12 +67,14 @@ class TdiPlan:
     grid: str
     import_limit_kw: float
     export_limit_kw: float
+    outage_line: str | None = None
+    """The line a cable fault opens at midday of the demo day (a fifth of the feeder's points go dark)."""
 
 
 TDI_PLANS = [
     TdiPlan("Leaside TS", 0, ModelName.ALT2_HYBRID_DSO, "1-MV-urban--0-sw", 60_000, 20_000),
     TdiPlan("Esplanade TS", 0, ModelName.TOTAL_DSO, "1-MV-comm--0-sw", 50_000, 15_000),
-    TdiPlan("Sudbury North TS", 1, ModelName.ALT1_MINIMAL_DSO, "1-MV-rural--0-sw", 30_000, 10_000),
+    TdiPlan("Sudbury North TS", 1, ModelName.ALT1_MINIMAL_DSO, "1-MV-rural--0-sw", 30_000, 10_000, "MV1.101 Line 75"),
     TdiPlan("Muskoka TS", 1, ModelName.TOTAL_TSO, "1-LV-rural2--0-sw", 1_500, 500),
     TdiPlan("Kitchener East TS", 2, ModelName.ALT1_MINIMAL_DSO, "1-MV-semiurb--0-sw", 40_000, 12_000),
     TdiPlan("Guelph South TS", 2, ModelName.ALT2_HYBRID_DSO, "1-LV-semiurb4--0-sw", 2_000, 600),
@@ -132,20 +142,39 @@ def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
         yield items[i : i + size]
 
 
-def run_demo(n_ders: int = 3000, seed: int = 7, reset: bool = False) -> None:
-    """Build the demo province on the configured database and print a summary."""
+def run_demo(
+    n_ders: int = 3000,
+    seed: int = 7,
+    reset: bool = False,
+    *,
+    day: bool = True,
+    out: Path = Path("gridbridge-demo"),
+    real_time: tuple[time, time | None] = (time(0), None),
+) -> None:
+    """Build the demo province on the configured database and print a summary; then, with ``day``, play a market
+    day on it (real-time intervals within ``real_time``), print its key figures and write plots and the scenario
+    report to ``out``."""
     clock = FixedClock(DEMO_START)
-    platform = Platform(Settings(), clock=clock)
+    platform = Platform(Settings(), clock=clock, network_loader=cached_network)
     rng = random.Random(seed)
     state = DemoState()
     _prepare_database(platform, reset)
     console.print(f"[bold]gridbridge demo[/] on {platform.engine.url.render_as_string(hide_password=True)}")
+    started = wall.perf_counter()
     with _progress() as progress:
         _participants(platform, state)
         _interfaces(platform, state, progress)
         _ders(platform, state, rng, clock, n_ders, progress)
         _aggregations(platform, state, rng, clock, progress)
     _summary(platform, state)
+    console.print(f"registry built in {wall.perf_counter() - started:.1f} s")
+    if day:
+        started = wall.perf_counter()
+        networks = {plan.name: f"simbench:{plan.grid}" for plan in TDI_PLANS}
+        outages = [(plan.name, plan.outage_line) for plan in TDI_PLANS if plan.outage_line]
+        options = DayOptions(first_day(clock.now(), platform), real_time, outages=outages)
+        run_day(platform, clock, state.callers, networks, rng, options, out=out, progress=_progress())
+        console.print(f"day played in {wall.perf_counter() - started:.1f} s")
 
 
 def _participants(platform: Platform, state: DemoState) -> None:
@@ -290,6 +319,8 @@ def _aggregations(
                 if der.representative_id == state.ids[name] and der.status is DerStatus.IN_SERVICE:
                     in_service[name].append((der.id, der.tdi_id, der.dso_id))
     task = progress.add_task("aggregations and LDC member review", total=len(AGGREGATORS) + 2)
+    # a province-wide VPP offers to the TSO directly, so it takes no DER under a model without direct participation
+    direct = {state.tdi_ids[p.name] for p in TDI_PLANS if COORDINATION_MODELS[p.model].direct_wholesale_participation}
     created: dict[str, str] = {}
     for a_index, name in enumerate(AGGREGATORS):
         caller = state.callers[name]
@@ -304,7 +335,7 @@ def _aggregations(
                 {Service.WHOLESALE_ENERGY: None, Service.OPERATING_RESERVE: None},
                 multi_tdi=True,
             )
-            members = [d for d, _, _ in pool][: max(20, len(pool) // 2)]
+            members = [d for d, tdi, _ in pool if tdi in direct][: min(VPP_MAX_MEMBERS, max(20, len(pool) // 2))]
             aggregations.request_members(ctx, multi.id, members, valid_from)
             created[name] = multi.id
             biggest_tdi = max(by_tdi, key=lambda t: len(by_tdi[t]))

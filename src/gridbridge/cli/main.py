@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -51,11 +52,23 @@ def demo(
     ders: Annotated[int, typer.Option(help="DERs to take through the lifecycle", min=10, max=100_000)] = 3000,
     seed: Annotated[int, typer.Option(help="Random seed")] = 7,
     reset: Annotated[bool, typer.Option(help="Wipe a database that holds other data first")] = False,
+    day: Annotated[
+        bool, typer.Option(help="Play a market day on the province (--no-day: build the registry only)")
+    ] = True,
+    out: Annotated[
+        Path, typer.Option(help="Directory for the day's plots (PNG, HTML) and scenario report (JSON)")
+    ] = Path("gridbridge-demo"),
+    real_time: Annotated[
+        str, typer.Option(help="Real-time window to clear, HH:MM-HH:MM UTC on the 5-minute grid (24:00 = midnight)")
+    ] = "00:00-24:00",
 ) -> None:
-    """Build a small Ontario-like province on the configured database (default ./gridbridge.db) and summarise it."""
+    """Build a small Ontario-like province on the configured database (default ./gridbridge.db), summarise it, and
+    play a day of the day-ahead and real-time markets on it with a feeder outage at midday: key figures per
+    interface and coordination model, plots of net load and prices."""
     from gridbridge.cli.demo import run_demo
+    from gridbridge.cli.demo_day import parse_window
 
-    run_demo(n_ders=ders, seed=seed, reset=reset)
+    run_demo(n_ders=ders, seed=seed, reset=reset, day=day, out=out, real_time=parse_window(real_time))
 
 
 if __name__ == "__main__":

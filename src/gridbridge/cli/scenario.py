@@ -22,6 +22,7 @@ from gridbridge.domain.clock import FixedClock
 from gridbridge.domain.errors import ValidationFailed
 from gridbridge.domain.network import NetworkModel
 from gridbridge.services.scenario import ScenarioReport, run_scenario
+from gridbridge.services.scenario_kpis import KpiRow, ScenarioKpis, scenario_kpis
 from gridbridge.services.scenario_model import SCENARIO_INVALID, Scenario, parse_scenario
 
 app = typer.Typer(help="Declarative scenarios: replay a day under a coordination model.", no_args_is_help=True)
@@ -64,23 +65,42 @@ def execute(scenario: Scenario, db_path: Path) -> ScenarioReport:
         platform.engine.dispose()
 
 
-def _summary(report: ScenarioReport) -> Table:
-    table = Table(title=f"scenario {report.scenario}")
-    for column in ("interface", "model", "intervals", "mean price CAD/MWh", "curtailed kWh", "redispatched kWh"):
-        table.add_column(column, justify="left" if column in ("interface", "model") else "right")
-    hours = {"day_ahead": 1.0, "real_time": 5 / 60}
-    for name, model in report.models.items():
-        rows = [r for r in report.interfaces if r["interface"] == name]
-        prices = [
-            float(p["energy_price_cad_per_mwh"])
-            for p in report.prices
-            if p["interface"] == name and p["energy_price_cad_per_mwh"] is not None
-        ]
-        curtailed = sum(c["curtailed_kw"] * hours[c["market"]] for c in report.curtailments if c["interface"] == name)
-        redispatched = sum(r["redispatched_kw"] * hours[r["market"]] for r in rows)
-        mean = f"{sum(prices) / len(prices):.2f}" if prices else "-"
-        table.add_row(name, model, str(len(rows)), mean, f"{curtailed:.1f}", f"{redispatched:.1f}")
+def _number(value: float | None, digits: int = 1) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def _kpi_table(title: str, first: str, rows: list[KpiRow], per_model: bool) -> Table:
+    table = Table(title=title)
+    columns = [first, "market", "intervals", "energy\nMWh", "price avg\nCAD/MWh", "min", "max"]
+    columns += ["re-dispatched\nkWh", "curtailed\nkWh", "peak import\nkW", "peak export\nkW"]
+    if not per_model:
+        columns.insert(1, "model")
+    for column in columns:
+        table.add_column(column, justify="left" if column in (first, "model", "market") else "right")
+    for r in rows:
+        cells = [r.name, r.market.replace("_", "-"), str(r.intervals), _number(r.energy_cleared_mwh, 2)]
+        cells += [_number(r.price_mean_cad_per_mwh, 2), _number(r.price_min_cad_per_mwh, 2)]
+        cells += [_number(r.price_max_cad_per_mwh, 2), _number(r.redispatched_kwh), _number(r.curtailed_kwh)]
+        cells += [_number(r.peak_import_kw, 0), _number(r.peak_export_kw, 0)]
+        if not per_model:
+            cells.insert(1, r.model)
+        table.add_row(*cells)
     return table
+
+
+def kpi_tables(kpis: ScenarioKpis) -> list[Table]:
+    """Rich tables of a run's key figures (``scenario_kpis``): per T-D interface, per coordination model, and
+    messages per party."""
+    messages = Table(title=f"Messages exchanged per party ({kpis.messages_total:,} in all)")
+    messages.add_column("party")
+    messages.add_column("messages", justify="right")
+    for party, count in kpis.messages_per_party.items():
+        messages.add_row(party, f"{count:,}")
+    return [
+        _kpi_table("Key figures per T-D interface", "T-D interface", kpis.by_interface, per_model=False),
+        _kpi_table("Key figures per coordination model", "model", kpis.by_model, per_model=True),
+        messages,
+    ]
 
 
 @app.command("run")
@@ -102,7 +122,8 @@ def run(
             with tempfile.TemporaryDirectory(prefix="gridbridge-scenario-") as tmp:
                 report = execute(scenario, Path(tmp) / "scenario.db")
         out.write_text(json.dumps(report.as_json(), indent=2) + "\n", encoding="utf-8")
-    console.print(_summary(report))
+    for table in kpi_tables(scenario_kpis(report.as_json())):
+        console.print(table)
     console.print(
         f"{len(report.intervals)} interval(s), {len(report.instructions)} instruction(s), "
         f"{len(report.curtailments)} curtailment(s); report written to {out}"

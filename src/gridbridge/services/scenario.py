@@ -60,7 +60,11 @@ OFFER_MARGIN = timedelta(minutes=1)
 
 
 @dataclass
-class _Names:
+class ScenarioNames:
+    """Scenario names -> platform ids of what the registry holds: what the market player needs to act as each
+    party and to name things in the report. ``build_registry`` fills it from a scenario; a caller that built
+    its registry otherwise (``gridbridge demo``) fills it itself."""
+
     participants: dict[str, str] = field(default_factory=dict)
     callers: dict[str, Caller] = field(default_factory=dict)
     tdis: dict[str, str] = field(default_factory=dict)
@@ -68,16 +72,23 @@ class _Names:
     aggregations: dict[str, str] = field(default_factory=dict)
     points: dict[int, str] = field(default_factory=dict)
     """Connection point id -> ``interface/point name``."""
+    der_points: dict[str, int] = field(default_factory=dict)
+    """DER name -> its connection point id."""
+    _by_id: dict[str, str] = field(default_factory=dict, repr=False)
+    _indexed: int = field(default=-1, repr=False)
 
     def name_of(self, some_id: str | None) -> str | None:
-        """The scenario name of a participant, interface, DER or aggregation id."""
+        """The scenario name of a participant, interface, DER or aggregation id (the id itself when unknown)."""
         if some_id is None:
             return None
-        for pool in (self.participants, self.tdis, self.ders, self.aggregations):
-            for name, value in pool.items():
-                if value == some_id:
-                    return name
-        return some_id
+        pools = (self.participants, self.tdis, self.ders, self.aggregations)
+        size = sum(len(p) for p in pools)
+        if size != self._indexed:
+            self._by_id = {}
+            for pool in reversed(pools):  # the first pool wins, as it always did
+                self._by_id.update({value: name for name, value in reversed(pool.items())})
+            self._indexed = size
+        return self._by_id.get(some_id, some_id)
 
 
 @dataclass
@@ -141,16 +152,23 @@ def market_intervals(scenario: Scenario, market: Market) -> list[datetime]:
 class ScenarioRunner:
     """Builds and plays one scenario (see the module docstring)."""
 
-    def __init__(self, scenario: Scenario, transaction: Transaction, clock: FixedClock) -> None:
+    def __init__(
+        self, scenario: Scenario, transaction: Transaction, clock: FixedClock, names: ScenarioNames | None = None
+    ) -> None:
+        """``names``: a registry built beforehand (then call ``play``, not ``run``); by default ``run`` builds it
+        from the scenario."""
         self.scenario = scenario
         self.transaction = transaction
         self.clock = clock
-        self.names = _Names()
+        self.names = names or ScenarioNames()
         self.report = ScenarioReport(scenario.name, {i.name: i.model.value for i in scenario.interfaces})
         self._gate: dict[Market, timedelta] = {}
         self._points: dict[str, list[ConnectionPointRef]] = {}
-        self._der_points: dict[str, int] = {}
         self._suspended: dict[int, list[str]] = {}
+
+    @property
+    def _der_points(self) -> dict[str, int]:
+        return self.names.der_points
 
     # -- registry -------------------------------------------------------------------------------------------
     def _as(self, who: str | None) -> AbstractContextManager[Context]:
@@ -166,7 +184,6 @@ class ScenarioRunner:
                 user = participants.create_user(ctx, made.id, f"{p.name}-user")
                 n.participants[p.name] = made.id
                 n.callers[p.name] = Caller(user.id, made.id, p.role, made.dso_kind)
-            self._gate = {m: ctx.settings.market.rules(m).gate_closure_lead for m in Market}
         tso = next(p.name for p in s.participants if p.role is Role.TSO)
         for face in s.interfaces:
             with self._as(tso) as ctx:
@@ -188,7 +205,7 @@ class ScenarioRunner:
         dso_of = {f.name: f.dso for f in s.interfaces}
         for i, der in enumerate(s.ders):
             point_id = self._point(i, der.interface, der.point)
-            self._der_points[der.name] = point_id
+            n.der_points[der.name] = point_id
             spec = DerSpec(
                 der.name,
                 der.technology,
@@ -260,14 +277,20 @@ class ScenarioRunner:
         for i, op in enumerate(s.operating_instructions):
             yield op.starts_at, 2, partial(self._operating, i)
 
-    def play(self) -> ScenarioReport:
-        """Step 2 of the module docstring; returns the report."""
+    def play(self, on_event: Callable[[int, int], None] | None = None) -> ScenarioReport:
+        """Step 2 of the module docstring; returns the report. ``on_event(done, total)`` is called after each
+        market event (for a progress bar)."""
+        if not self._gate:
+            with self._as(None) as ctx:
+                self._gate = {m: ctx.settings.market.rules(m).gate_closure_lead for m in Market}
         events = sorted(self._events(), key=lambda e: (e[0], e[1]))
         floor = self.clock.now()
-        for when, _, action in events:
+        for done, (when, _, action) in enumerate(events, 1):
             self.clock.set(max(when, floor))
             floor = self.clock.now()
             action()
+            if on_event is not None:
+                on_event(done, len(events))
         return self.report
 
     def run(self) -> ScenarioReport:

@@ -8,11 +8,12 @@ YAML text itself is the caller's business (the CLI), so this module never import
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from gridbridge.domain.coordination import ModelName
 from gridbridge.domain.der import Technology
@@ -226,7 +227,8 @@ class Scenario(_Strict):
     _utc_start = field_validator("start")(lambda v: _utc(v))
 
     @model_validator(mode="after")
-    def _references(self) -> Scenario:
+    def _references(self, info: ValidationInfo) -> Scenario:
+        registered: frozenset[str] = (info.context or {}).get("registered", frozenset())
         names = [p.name for p in self.participants]
         roles = {p.name: p.role for p in self.participants}
         faces = [i.name for i in self.interfaces]
@@ -246,9 +248,11 @@ class Scenario(_Strict):
         if Role.TSO not in roles.values():
             raise _path_error("participants", "a scenario needs one participant with role tso")
 
-        def need(path: str, value: str | None, pool: list[str], what: str) -> None:
+        def need(path: str, value: str | None, pool: Collection[str], what: str) -> None:
             if value is not None and value not in pool:
                 raise _path_error(path, f"unknown {what} {value!r}")
+
+        resources = {*der_names, *agg_names, *faces, *registered}
 
         for i, face in enumerate(self.interfaces):
             need(f"interfaces.{i}.dso", face.dso, names, "participant")
@@ -263,7 +267,7 @@ class Scenario(_Strict):
             for j, member in enumerate(agg.members):
                 need(f"aggregations.{i}.members.{j}", member, der_names, "DER")
         for i, offer in enumerate(self.offers):
-            need(f"offers.{i}.resource", offer.resource, der_names + agg_names + faces, "resource")
+            need(f"offers.{i}.resource", offer.resource, resources, "resource")
             need(f"offers.{i}.party", offer.party, names, "participant")
         for i, load in enumerate(self.load):
             need(f"load.{i}.interface", load.interface, faces, "interface")
@@ -289,14 +293,17 @@ def _path_error(path: str, message: str) -> _PathError:
     return _PathError(path, message)
 
 
-def parse_scenario(data: Any) -> Scenario:
+def parse_scenario(data: Any, *, registered: Collection[str] = ()) -> Scenario:
     """Validate parsed scenario data (a mapping from YAML or JSON). A bad file raises ``ValidationFailed``
     (code ``scenario.invalid``) whose field is the dotted path of the first offending key and whose message
-    lists every problem found."""
+    lists every problem found.
+
+    ``registered``: names of DERs and aggregations registered outside the scenario (a registry built
+    beforehand, played with ``ScenarioRunner(..., names=...)``) that offers may name too."""
     if not isinstance(data, dict):
         raise ValidationFailed("a scenario must be a mapping of keys", field="$", code=SCENARIO_INVALID)
     try:
-        return Scenario.model_validate(data)
+        return Scenario.model_validate(data, context={"registered": frozenset(registered)})
     except ValidationError as exc:
         problems: list[tuple[str, str]] = []
         for err in exc.errors():
