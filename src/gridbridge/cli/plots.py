@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -42,14 +42,12 @@ def _series(report: Mapping[str, Any], key: str, value: Callable[[dict[str, Any]
                 key=lambda r: str(r["interval_start"]),
             )
             if rows:
-                out.append(
-                    _Series(
-                        face,
-                        market,
-                        [datetime.fromisoformat(r["interval_start"]) for r in rows],
-                        [value(r) for r in rows],
-                    )
-                )
+                times = [datetime.fromisoformat(r["interval_start"]) for r in rows]
+                values = [value(r) for r in rows]
+                if market == "day_ahead":  # the last hour's step runs to its end
+                    times.append(times[-1] + timedelta(hours=1))
+                    values.append(values[-1])
+                out.append(_Series(face, market, times, values))
     return out
 
 

@@ -98,3 +98,15 @@ def test_total_dso_example_the_dso_allocates_the_tso_operating_instruction(tmp_p
     assert sum(i["p_kw"] for i in children) == pytest.approx(150.0)
     # under Total DSO the TSO instructs only the DSO at the interface
     assert {i["recipient"] for i in report["instructions"] if i["issuer"] == "ieso"} == {"city_dso"}
+
+
+def test_offers_may_name_resources_registered_outside_the_scenario_only_when_told() -> None:
+    data = day_scenario("alt1_minimal_dso")
+    registered = [d["name"] for d in data.pop("ders")]
+    with pytest.raises(ValidationFailed) as caught:
+        parse_scenario(data)
+    assert caught.value.field == "offers.0.resource"
+    assert "unknown resource 'battery_2'" in caught.value.message
+    scenario = parse_scenario(data, registered=registered)
+    assert scenario.ders == []
+    assert {o.resource for o in scenario.offers} <= set(registered)
