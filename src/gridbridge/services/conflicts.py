@@ -111,16 +111,24 @@ def _reduces_load(der: Der) -> bool:
 
 
 def _single_issuer(instructions: Sequence[Instruction], roles: Mapping[str, Role]) -> set[str]:
-    """DERs whose live instructions all come from one DSO or aggregator for one service category. Hidden
-    coupling needs two parties (or two services): one issuer's own instructions for one service (its splits
-    respect each DER's availability) are not checked against the DER's capability, storage or static limits;
-    published envelopes and outages still apply to them."""
+    """DERs whose live instructions are all allocations (split children) by one DSO or aggregator for one
+    service category. Hidden coupling needs two parties (or two services): one issuer's own allocations for one
+    service (each split respects the DER's availability) are not checked against the DER's capability, storage
+    or static limits; published envelopes and outages still apply to them. Direct instructions (the TSO's, a
+    DSO's distribution service dispatch) are always checked."""
     issuers: dict[str, set[tuple[str, str]]] = {}
+    direct: set[str] = set()
     for i in instructions:
         if i.der_id is not None:
             category = _conflict_instruction(i, roles).category.value
             issuers.setdefault(i.der_id, set()).add((i.issuer_id, category))
-    return {d for d, who in issuers.items() if len(who) == 1 and roles.get(next(iter(who))[0]) is not Role.TSO}
+            if i.parent_id is None:
+                direct.add(i.der_id)
+    return {
+        d
+        for d, who in issuers.items()
+        if len(who) == 1 and d not in direct and roles.get(next(iter(who))[0]) is not Role.TSO
+    }
 
 
 def _capability(der: Der, unchecked: bool = False, soc_initial_fraction: float = 1.0) -> DerCapability:
