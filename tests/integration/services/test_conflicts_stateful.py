@@ -17,48 +17,28 @@ from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
+from conflict_helpers import add_battery, publish_envelope, tso_dispatch
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 from sqlalchemy import func, select
 
-from gridbridge.domain.der import ReviewDecision, Technology
-from gridbridge.domain.envelope_publication import DE_ENERGISED_BINDING, EnvelopeCause, StoredEnvelope
+from gridbridge.domain.envelope_publication import DE_ENERGISED_BINDING
 from gridbridge.domain.errors import GridbridgeError
 from gridbridge.domain.market import (
-    Instruction,
-    InstructionKind,
-    InstructionProduct,
-    InstructionStatus,
     OfferItem,
     ResourceKind,
 )
 from gridbridge.domain.offers import Market, OfferSegment, Product, Side
-from gridbridge.services import conflicts, ders, instructions, offers
+from gridbridge.services import conflicts, instructions, offers
 from gridbridge.services.context import Context
 from gridbridge.store.conflict_tables import conflict_resolutions
 from gridbridge.store.conflict_tables import conflicts as conflicts_table
-from registry_province import Province, build_province, spec
+from registry_province import Province, build_province
 
 STEP = timedelta(minutes=5)
 DERS = ("a1", "a2", "bat")
 _TOL = 1e-3
-
-
-def _add_battery(p: Province) -> None:
-    def file(ctx: Context) -> str:
-        s = spec("der-bat", 1000.0, Technology.STORAGE, 1000.0, 4000.0)
-        return ders.request_interconnection(ctx, s, p.points["tdi_a"][5]).id
-
-    bat = p.run("owner_2", file)
-
-    def approve(ctx: Context) -> None:
-        ders.start_review(ctx, bat)
-        ders.decide_review(ctx, bat, ReviewDecision.APPROVED, "ok")
-        ders.commission(ctx, bat)
-
-    p.run("ldc_a", approve)
-    p.ders["bat"] = bat
 
 
 def _violations(p: Province, day: datetime) -> list[str]:
@@ -104,7 +84,7 @@ def _violations(p: Province, day: datetime) -> list[str]:
 
 def test_no_der_holds_jointly_infeasible_instructions(tmp_path: Path) -> None:
     p = build_province(f"sqlite+pysqlite:///{tmp_path / 'stateful.db'}")
-    _add_battery(p)
+    add_battery(p)
 
     class Services(RuleBasedStateMachine):
         def __init__(self) -> None:
@@ -132,36 +112,7 @@ def test_no_der_holds_jointly_infeasible_instructions(tmp_path: Path) -> None:
         def tso_dispatch(self, key: str, hour: int, hours: int, p_kw: float) -> None:
             start, end = self._window(hour, hours)
 
-            def issue(ctx: Context) -> None:
-                der = ctx.uow.ders.get(p.ders[key])
-                assert der is not None
-                now = ctx.clock.now()
-                instruction = Instruction(
-                    id=ctx.new_id(),
-                    kind=InstructionKind.DISPATCH,
-                    market=None,
-                    product=InstructionProduct.ENERGY,
-                    interval_start=start,
-                    interval_end=end,
-                    p_kw=p_kw,
-                    issuer_id=p.ids["tso"],
-                    recipient_id=der.representative_id or der.owner_id,
-                    resource_kind=ResourceKind.DER,
-                    resource_id=der.id,
-                    der_id=der.id,
-                    tdi_id=der.tdi_id,
-                    dso_id=der.dso_id,
-                    parent_id=None,
-                    run_id=None,
-                    offer_id=None,
-                    status=InstructionStatus.ISSUED,
-                    issued_at=now,
-                    deadline_at=now + timedelta(days=3),
-                    tso_visible=True,
-                )
-                ctx.uow.market.instructions.add_many(conflicts.check_instructions(ctx, [instruction]))
-
-            p.run("tso", issue)
+            tso_dispatch(p, key, start, end, p_kw)
 
         @rule(
             key=st.sampled_from(DERS),
@@ -183,32 +134,7 @@ def test_no_der_holds_jointly_infeasible_instructions(tmp_path: Path) -> None:
         def envelope(self, key: str, hour: int, kw: int, dead: bool) -> None:
             start, end = self._window(hour, 2)
             binding = DE_ENERGISED_BINDING if dead else "thermal:line"
-
-            def publish(ctx: Context) -> None:
-                der = ctx.uow.ders.get(p.ders[key])
-                assert der is not None
-                limit = 0.0 if dead else float(kw)
-                ctx.uow.envelopes.envelopes.publish(
-                    [
-                        StoredEnvelope(
-                            tdi_id=der.tdi_id,
-                            connection_point_id=der.connection_point_id,
-                            connection_point=str(der.connection_point_id),
-                            interval_start=start,
-                            interval_end=end,
-                            p_export_max_kw=limit,
-                            p_import_max_kw=limit,
-                            binding_export=binding,
-                            binding_import=binding,
-                            expiry=end,
-                            cause=EnvelopeCause.NETWORK_EVENT,
-                            status=binding,
-                        )
-                    ],
-                    at=ctx.clock.now(),
-                )
-
-            p.run("ldc_a", publish)
+            publish_envelope(p, key, start, end, 0.0 if dead else float(kw), binding)
             self._recheck(key)  # the check before dispatch applies the new envelope or outage
 
         @rule(qty=st.integers(1, 6).map(lambda x: x * 10))

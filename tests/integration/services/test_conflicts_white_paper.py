@@ -14,15 +14,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from conflict_helpers import add_battery, publish_envelope, tso_dispatch
 
 from gridbridge.domain.conflicts import ConflictKind, OutcomeAction, ResolutionRule
-from gridbridge.domain.der import ReviewDecision, Technology
-from gridbridge.domain.envelope_publication import DE_ENERGISED_BINDING, EnvelopeCause, StoredEnvelope
+from gridbridge.domain.envelope_publication import DE_ENERGISED_BINDING
 from gridbridge.domain.errors import ConflictError, NotFound, PermissionDenied, ValidationFailed
 from gridbridge.domain.market import (
     Instruction,
     InstructionKind,
-    InstructionProduct,
     InstructionStatus,
     NotificationKind,
     ResourceKind,
@@ -34,43 +33,16 @@ from gridbridge.services.conflict_ports import ConflictFilter
 from gridbridge.services.context import Context
 from gridbridge.services.ports import Page
 from market_province import item, rt_interval
-from registry_province import Province, build_province, enrol, spec
+from registry_province import Province, build_province, enrol
 
 NOON_EST = datetime(2026, 5, 5, 17, 0, tzinfo=UTC)
 """12 pm Eastern Standard Time, the day after the province's clock."""
 
 
-def _add_der(
-    p: Province,
-    key: str,
-    owner: str,
-    point: int,
-    export_kw: float,
-    technology: Technology = Technology.PV,
-    *,
-    import_kw: float = 0.0,
-    e_kwh: float | None = None,
-) -> str:
-    def file(ctx: Context) -> str:
-        s = spec(f"der-{key}", export_kw, technology, import_kw, e_kwh)
-        return ders.request_interconnection(ctx, s, p.points["tdi_a"][point]).id
-
-    der_id = p.run(owner, file)
-
-    def approve(ctx: Context) -> None:
-        ders.start_review(ctx, der_id)
-        ders.decide_review(ctx, der_id, ReviewDecision.APPROVED, "within hosting capacity")
-        ders.commission(ctx, der_id)
-
-    p.run("ldc_a", approve)
-    p.ders[key] = der_id
-    return der_id
-
-
 @pytest.fixture
 def province(database_url: str) -> Province:
     p = build_province(database_url)
-    _add_der(p, "bat", "owner_2", 5, 1000.0, Technology.STORAGE, import_kw=1000.0, e_kwh=4000.0)
+    add_battery(p)
     return p
 
 
@@ -253,78 +225,16 @@ def test_distribution_service_dispatch_is_validated(province: Province) -> None:
     assert _stored(p) == []
 
 
-def _publish(p: Province, point: int, start: datetime, end: datetime, export_kw: float, binding: str) -> None:
-    def publish(ctx: Context) -> None:
-        ctx.uow.envelopes.envelopes.publish(
-            [
-                StoredEnvelope(
-                    tdi_id=p.tdis["tdi_a"],
-                    connection_point_id=point,
-                    connection_point=str(point),
-                    interval_start=start,
-                    interval_end=end,
-                    p_export_max_kw=export_kw,
-                    p_import_max_kw=export_kw,
-                    binding_export=binding,
-                    binding_import=binding,
-                    expiry=end,
-                    cause=EnvelopeCause.NETWORK_EVENT,
-                    status=binding,
-                )
-            ],
-            at=ctx.clock.now(),
-        )
-
-    p.run("ldc_a", publish)
-
-
-def _tso_instruction_to_der(p: Province, der_key: str, start: datetime, p_kw: float) -> Instruction:
-    """A TSO dispatch straight to a DER (as the market issues them where the TSO dispatches DERs directly)."""
-
-    def issue(ctx: Context) -> Instruction:
-        der = ctx.uow.ders.get(p.ders[der_key])
-        assert der is not None
-        now = ctx.clock.now()
-        instruction = Instruction(
-            id=ctx.new_id(),
-            kind=InstructionKind.DISPATCH,
-            market=None,
-            product=InstructionProduct.ENERGY,
-            interval_start=start,
-            interval_end=start + timedelta(hours=1),
-            p_kw=p_kw,
-            issuer_id=p.ids["tso"],
-            recipient_id=der.owner_id,
-            resource_kind=ResourceKind.DER,
-            resource_id=der.id,
-            der_id=der.id,
-            tdi_id=der.tdi_id,
-            dso_id=der.dso_id,
-            parent_id=None,
-            run_id=None,
-            offer_id=None,
-            status=InstructionStatus.ISSUED,
-            issued_at=now,
-            deadline_at=now + timedelta(minutes=5),
-            tso_visible=True,
-        )
-        (checked,) = conflicts.check_instructions(ctx, [instruction])
-        ctx.uow.market.instructions.add_many([checked])
-        return checked
-
-    return p.run("tso", issue)
-
-
 def test_tso_instruction_beyond_the_envelope_or_to_a_dead_point_is_tier_bypassing(province: Province) -> None:
     p = province
-    pa = p.points["tdi_a"]
-    # a1 (60 kW PV at pa[0]): its point's envelope allows 30 kW from 12 to 1 pm; the TSO dispatches 50 kW
-    _publish(p, pa[0], NOON_EST, NOON_EST + timedelta(hours=1), 30.0, "thermal:line_3")
-    beyond = _tso_instruction_to_der(p, "a1", NOON_EST, 50.0)
+    hour = timedelta(hours=1)
+    # a1 (60 kW PV): its point's envelope allows 30 kW from 12 to 1 pm; the TSO dispatches 50 kW
+    publish_envelope(p, "a1", NOON_EST, NOON_EST + hour, 30.0, "thermal:line_3")
+    beyond = tso_dispatch(p, "a1", NOON_EST, NOON_EST + hour, 50.0)
     assert beyond.p_kw == pytest.approx(30.0)  # most restrictive limit wins
-    # a2 (pa[1]) is de-energised from 1 to 2 pm
-    _publish(p, pa[1], NOON_EST + timedelta(hours=1), NOON_EST + timedelta(hours=2), 0.0, DE_ENERGISED_BINDING)
-    dead = _tso_instruction_to_der(p, "a2", NOON_EST + timedelta(hours=1), 40.0)
+    # a2's point is de-energised from 1 to 2 pm
+    publish_envelope(p, "a2", NOON_EST + hour, NOON_EST + 2 * hour, 0.0, DE_ENERGISED_BINDING)
+    dead = tso_dispatch(p, "a2", NOON_EST + hour, NOON_EST + 2 * hour, 40.0)
     assert dead.status is InstructionStatus.CANCELLED
     assert dead.p_kw == 0.0
 
