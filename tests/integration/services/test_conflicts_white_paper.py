@@ -346,3 +346,29 @@ def test_amendment_request_before_and_after_its_deadline(province: Province) -> 
     assert still.status.value == "pending"
     # every stored conflict has exactly one resolution
     assert all(s.resolution.conflict_id == s.id for s in _stored(p))
+
+
+def test_an_outage_after_issue_is_caught_before_dispatch(province: Province) -> None:
+    """An instruction issued before its connection point was de-energised is caught by the check before the
+    instructions go out (``check_before_dispatch``, as ``cycle.run_interval`` runs it)."""
+    p = province
+    hour = timedelta(hours=1)
+    issued = tso_dispatch(p, "a1", NOON_EST, NOON_EST + hour, 50.0)
+    assert issued.status is InstructionStatus.ISSUED
+    assert _stored(p) == []
+    publish_envelope(p, "a1", NOON_EST, NOON_EST + hour, 0.0, DE_ENERGISED_BINDING)
+
+    def recheck(ctx: Context) -> list[conflicts.StoredConflict]:
+        stored = ctx.uow.market.instructions.get(issued.id)
+        assert stored is not None
+        return conflicts.check_before_dispatch(ctx, [stored])
+
+    (found,) = p.run("tso", recheck)
+    assert found.kind is ConflictKind.TIER_BYPASSING_DEENERGISED
+    assert found.stage == conflicts.STAGE_DISPATCH
+    after = p.run("regulator", lambda ctx: ctx.uow.market.instructions.get(issued.id))
+    assert after is not None
+    assert after.status is InstructionStatus.CANCELLED
+    assert "tier_bypassing_deenergised" in (after.reason or "")
+    # checking again finds nothing new: the cancelled instruction no longer counts
+    assert p.run("tso", recheck) == []
