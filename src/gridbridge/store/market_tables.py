@@ -5,11 +5,12 @@ into the frozen domain records of ``gridbridge.domain.market`` and write instruc
 
 Money is stored as decimal text (``DecimalText``), exact on SQLite and PostgreSQL alike. Instructions and
 notifications carry denormalised participant and interface ids (no foreign keys to the registry) so that the
-benchmark can persist a synthetic province's instructions through the same table; clearing runs are a real
-foreign key. An instruction's ``parent_id`` is not (migration 0006): PostgreSQL checks a foreign key with one
-trigger call per inserted row, the largest cost of writing an interval's instructions in bulk. Writers keep the
-rule that every ``parent_id`` names a stored instruction instead: the bulk sink writes each parent with its
-children in one transaction, a split reads its parent first (tests check both).
+benchmark can persist a synthetic province's instructions through the same table. An instruction's ``parent_id``
+and ``run_id`` are not foreign keys either (migration 0006): PostgreSQL checks a foreign key with one trigger
+call per inserted row, the largest cost of writing an interval's instructions in bulk. Writers keep the rules
+instead: every ``parent_id`` names a stored instruction (the bulk sink writes each parent with its children in
+one transaction, a split reads its parent first; tests check both) and every ``run_id`` a stored clearing run
+(instructions are issued from a run read from the store).
 """
 
 from __future__ import annotations
@@ -214,7 +215,7 @@ instructions = Table(
     Column("tdi_id", ID, nullable=True),
     Column("dso_id", ID, nullable=True),
     Column("parent_id", INSTRUCTION_KEY, nullable=True),
-    Column("run_id", ID, ForeignKey("clearing_runs.id"), nullable=True),
+    Column("run_id", ID, nullable=True),
     Column("offer_id", ID, nullable=True),
     Column("status", unchecked_enum(InstructionStatus), nullable=False),
     Column("issued_at", UtcDateTime(), nullable=False),

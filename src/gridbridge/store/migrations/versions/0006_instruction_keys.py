@@ -1,9 +1,10 @@
-"""instructions: no per-row parent foreign key, sparse indexes, byte-ordered keys
+"""instructions: no per-row foreign keys, sparse indexes, byte-ordered keys
 
-The self-referencing foreign key ``instructions.parent_id -> instructions.id`` is dropped: PostgreSQL checks it
-with one trigger call per inserted row, the largest single cost of persisting an interval's instructions in
-bulk. Writers guarantee the parent instead (the bulk sink writes every parent with its children in one
-transaction; a split reads its parent first), and tests check it. The indexes on ``parent_id``, ``dso_id`` and
+The foreign keys ``instructions.parent_id -> instructions.id`` and ``instructions.run_id -> clearing_runs.id``
+are dropped: PostgreSQL checks each with one trigger call per inserted row (even where the column is NULL), the
+largest single cost of persisting an interval's instructions in bulk. Writers guarantee both instead (the bulk
+sink writes every parent with its children in one transaction; a split reads its parent first; instructions
+are issued from a clearing run read from the store), and tests check the parent rule. The indexes on ``parent_id``, ``dso_id`` and
 ``run_id`` only hold rows where the column is set, and on PostgreSQL ``id`` and ``parent_id`` use the "C"
 collation (byte order, as SQLite compares them).
 
@@ -24,6 +25,7 @@ depends_on = None
 
 SPARSE = ("parent_id", "dso_id", "run_id")
 PARENT_FK = "fk_instructions_parent_id_instructions"
+RUN_FK = "fk_instructions_run_id_clearing_runs"
 
 
 def _keys(collation: str | None) -> None:
@@ -37,6 +39,7 @@ def _keys(collation: str | None) -> None:
 def upgrade() -> None:
     with op.batch_alter_table("instructions", schema=None) as batch_op:
         batch_op.drop_constraint(PARENT_FK, type_="foreignkey")
+        batch_op.drop_constraint(RUN_FK, type_="foreignkey")
         for name in SPARSE:
             batch_op.drop_index(f"ix_instructions_{name}")
     _keys("C")
@@ -57,3 +60,4 @@ def downgrade() -> None:
         for name in SPARSE:
             batch_op.create_index(f"ix_instructions_{name}", [name], unique=False)
         batch_op.create_foreign_key(PARENT_FK, "instructions", ["parent_id"], ["id"])
+        batch_op.create_foreign_key(RUN_FK, "clearing_runs", ["run_id"], ["id"])
