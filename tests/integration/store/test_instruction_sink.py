@@ -199,3 +199,30 @@ def test_market_escalate_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     result = CliRunner().invoke(app, ["market", "escalate"])
     assert result.exit_code == 0, result.output
     assert "0 instruction(s) escalated" in result.output
+
+
+def test_names_of_any_width_and_script_read_back(database_url: str) -> None:
+    """DER names of different lengths, outside ASCII, and an empty one: each row carries its own name."""
+    engine = make_engine(database_url)
+    schema.upgrade(engine)
+    names = {0: "", 1: "d", 2: "dér-2", 3: "ДЭР-3", 4: "der-4-with-a-much-longer-name", 5: "der\t5 'q'"}
+    arrays = InstructionArrays(
+        interval_start=INTERVAL,
+        der_index=np.arange(6),
+        issuer=np.array([ISSUER_TSO, ISSUER_DSO, ISSUER_DSO, ISSUER_AGGREGATOR, ISSUER_TSO, ISSUER_DSO], dtype=np.int8),
+        parent_index=np.array([0, 1, 1, 2, 3, 1]),
+        product=np.zeros(6, dtype=np.int8),
+        p_kw=np.arange(6, dtype=np.float64) + 0.5,
+    )
+    sink = StoreInstructionSink(
+        engine, issued_at=INTERVAL - timedelta(minutes=5), der_ids=lambda index: [names[i] for i in index]
+    )
+    assert sink.write(arrays) == 6
+    with SqlUnitOfWorkFactory(session_factory(engine))() as uow:
+        rows = uow.market.instructions.query(MarketScope(everything=True), Page(), InstructionFilter())
+    by_name = {i.der_id: i for i in rows if i.resource_kind is ResourceKind.DER}
+    assert set(by_name) == set(names.values())
+    for index, name in names.items():
+        assert (by_name[name].resource_id, by_name[name].p_kw) == (name, index + 0.5)
+    assert len({i.id for i in rows}) == len(rows) == 6 + 2
+    engine.dispose()
