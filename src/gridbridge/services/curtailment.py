@@ -29,6 +29,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 
+from gridbridge.domain.aggregation import Aggregation, AggregationMember
 from gridbridge.domain.conflicts import (
     CurtailmentCandidate,
     CurtailmentProcedure,
@@ -259,14 +260,22 @@ class Candidate:
     dso_affiliated: bool
 
 
-def dso_affiliated(ctx: Context, der: Der, dso_id: str, when: datetime) -> bool:
+def dso_affiliated(
+    ctx: Context,
+    der: Der,
+    dso_id: str,
+    when: datetime,
+    memberships: Sequence[tuple[Aggregation, AggregationMember]] | None = None,
+) -> bool:
     """True for a DER affiliated with the DSO: filed by it or for it, represented by it, or a member of an
-    aggregation the DSO runs at ``when`` (the open-access report's 'DSO-affiliated')."""
+    aggregation the DSO runs at ``when`` (the open-access report's 'DSO-affiliated'). ``memberships`` are the
+    DER's memberships when the caller has them already."""
     if der.dso_affiliated or dso_id in (der.owner_id, der.representative_id):
         return True
+    found = ctx.uow.aggregations.memberships_of(der.id) if memberships is None else memberships
     return any(
         aggregation.aggregator_id == dso_id and der.id in aggregation_members_at(aggregation, when)
-        for aggregation, _ in ctx.uow.aggregations.memberships_of(der.id)
+        for aggregation, _ in found
     )
 
 
@@ -279,10 +288,10 @@ def participation(
     aggregation that the interface's model routes through the DSO's virtual resource, or a DER whose own offers
     go to the DSO (below the direct-participation threshold where the DSO aggregates). Direct otherwise.
     """
-    affiliated = dso_affiliated(ctx, der, tdi.dso_id, when)
-    if affiliated:
+    memberships = ctx.uow.aggregations.memberships_of(der.id)
+    if dso_affiliated(ctx, der, tdi.dso_id, when, memberships):
         return ParticipationGroup.DSO_AGGREGATED, True
-    live = [a for a, _ in ctx.uow.aggregations.memberships_of(der.id) if der.id in aggregation_members_at(a, when)]
+    live = [a for a, _ in memberships if der.id in aggregation_members_at(a, when)]
     if live:
         through_dso = any(route_for_aggregation([model], run_by_dso=False) is Route.DSO for _ in live)
     else:
