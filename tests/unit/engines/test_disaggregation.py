@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 
@@ -107,20 +105,18 @@ def test_bad_input_names_the_field() -> None:
     assert info.value.field == "available_kw"
 
 
-def test_a_million_ders_split_well_under_a_second() -> None:
+def test_a_million_ders_split_exactly() -> None:
+    """The vectorised paths at the benchmark's scale (timings: ``gridbridge bench cycle``, disaggregation stage)."""
     rng = np.random.default_rng(11)
     n, n_parents = 1_000_000, 500
     parent = rng.integers(0, n_parents, n)
     curves = CurveSet(np.arange(n + 1), np.round(rng.uniform(0, 200, n), 2), rng.uniform(1, 10, n))
     envelope = rng.uniform(0, 10, n)
     target = np.full(n_parents, 5000.0)
-    t0 = time.perf_counter()
     result = split_merit_order(target, parent, curves, available_kw=envelope)
-    merit_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    split_pro_rata(target, parent, envelope)
-    pro_s = time.perf_counter() - t0
+    pro = split_pro_rata(target, parent, envelope)
     np.testing.assert_allclose(result.delivered_kw, target, rtol=1e-9)
-    # Generous bound for a shared 2-core machine; typical figures are in docs/coordination-engines.md.
-    assert merit_s < 1.5
-    assert pro_s < 0.5
+    np.testing.assert_allclose(np.bincount(parent, weights=result.member_p_kw, minlength=n_parents), target, rtol=1e-9)
+    np.testing.assert_allclose(np.bincount(parent, weights=pro.member_p_kw, minlength=n_parents), target, rtol=1e-9)
+    assert np.all(result.member_p_kw <= envelope + 1e-9)
+    assert np.all(pro.member_p_kw <= envelope + 1e-9)
