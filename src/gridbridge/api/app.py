@@ -6,6 +6,7 @@ from fastapi import FastAPI
 
 from gridbridge import __version__
 from gridbridge.api.deps import AppState
+from gridbridge.api.jobs import JobIntervals, jobs_lifespan
 from gridbridge.api.problems import install_problem_handlers
 from gridbridge.api.routers import (
     aggregations,
@@ -43,12 +44,16 @@ def create_app(
     settings: RegistrySettings | None = None,
     network_loader: NetworkLoader | None = None,
     envelope_backend: EnvelopeBackend | None = None,
+    jobs: JobIntervals | None = None,
 ) -> FastAPI:
     """Build the API over a unit-of-work factory (the database), a clock and registry settings.
 
     ``envelope_backend`` computes envelopes and hosting capacity on stored models (default: pandapower).
+    ``jobs``: run the platform's periodic jobs (escalation, queued envelope runs) while the app is up
+    (``api/jobs.py``); none when omitted.
     """
-    app = FastAPI(title="gridbridge", version=__version__, description=DESCRIPTION)
+    lifespan = jobs_lifespan(jobs) if jobs is not None else None
+    app = FastAPI(title="gridbridge", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     app.state.gridbridge = AppState(
         uow_factory=uow_factory,
         clock=clock or SystemClock(),

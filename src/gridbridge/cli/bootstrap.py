@@ -10,6 +10,7 @@ from sqlalchemy import Engine
 
 from gridbridge.adapters.network_io import import_network as load_network_model
 from gridbridge.api.app import create_app
+from gridbridge.api.jobs import JobIntervals
 from gridbridge.cli.config import Settings
 from gridbridge.domain.clock import Clock, SystemClock
 from gridbridge.domain.permissions import SYSTEM_CALLER, Caller
@@ -58,15 +59,28 @@ class Platform:
         """A bare unit of work (for read-only checks such as audit verification)."""
         return self.uow_factory()
 
-    def app(self) -> FastAPI:
-        """The HTTP API over this deployment."""
+    def app(self, *, with_jobs: bool = False) -> FastAPI:
+        """The HTTP API over this deployment; ``with_jobs``: it also runs the platform's periodic jobs at the
+        configured intervals while it is up (what ``gridbridge serve`` does)."""
         return create_app(
-            self.uow_factory, clock=self.clock, settings=self.settings.registry(), network_loader=self.network_loader
+            self.uow_factory,
+            clock=self.clock,
+            settings=self.settings.registry(),
+            network_loader=self.network_loader,
+            jobs=self.job_intervals() if with_jobs else None,
+        )
+
+    def job_intervals(self) -> JobIntervals:
+        """How often each periodic job runs (``GRIDBRIDGE_*_INTERVAL_S``; 0 disables one)."""
+        return JobIntervals(
+            escalation_s=self.settings.escalation_interval_s,
+            envelope_queue_s=self.settings.envelope_queue_interval_s,
         )
 
 
 def app_from_environment() -> FastAPI:
-    """Factory for ``uvicorn --factory``: the API on the database named by the environment (migrated first)."""
+    """Factory for ``uvicorn --factory`` (``gridbridge serve``): the API on the database named by the environment
+    (migrated first), with the platform's periodic jobs."""
     platform = Platform()
     platform.upgrade()
-    return platform.app()
+    return platform.app(with_jobs=True)

@@ -52,6 +52,15 @@ class Settings(BaseSettings):
     reverse_flow_threshold_kw: float = Field(
         default=0.0, ge=0, description="Export at an interface beyond which the TSO is notified, kW"
     )
+    escalation_interval_s: float = Field(
+        default=60.0, ge=0, le=86400, description="Seconds between escalation runs in `gridbridge serve` (0: off)"
+    )
+    envelope_queue_interval_s: float = Field(
+        default=60.0,
+        ge=0,
+        le=86400,
+        description="Seconds between runs of the queued envelope recomputations in `gridbridge serve` (0: off)",
+    )
     host: str = Field(default="127.0.0.1", description="Address `gridbridge serve` listens on")
     port: int = Field(default=8000, ge=1, le=65535, description="Port `gridbridge serve` listens on")
 

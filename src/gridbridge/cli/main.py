@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -33,7 +34,9 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Listen address (default: GRIDBRIDGE_HOST or 127.0.0.1)")] = None,
     port: Annotated[int | None, typer.Option(help="Listen port (default: GRIDBRIDGE_PORT or 8000)")] = None,
 ) -> None:
-    """Serve the REST API (OpenAPI at /openapi.json, docs at /docs) on the configured database."""
+    """Serve the REST API (OpenAPI at /openapi.json, docs at /docs) on the configured database, with the
+    platform's periodic jobs: overdue instructions escalated every GRIDBRIDGE_ESCALATION_INTERVAL_S seconds and
+    queued envelope recomputations run every GRIDBRIDGE_ENVELOPE_QUEUE_INTERVAL_S seconds (0 turns one off)."""
     import uvicorn
 
     from gridbridge.cli.config import Settings
@@ -44,7 +47,18 @@ def serve(
         factory=True,
         host=host or settings.host,
         port=port or settings.port,
+        log_config=serve_log_config(),
     )
+
+
+def serve_log_config() -> dict[str, Any]:
+    """uvicorn's logging configuration plus gridbridge's own loggers (the periodic jobs log what they did at
+    INFO) on uvicorn's default handler."""
+    import uvicorn.config
+
+    config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
+    config["loggers"]["gridbridge"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
+    return config
 
 
 @app.command()
