@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gridbridge.domain.offers import EnvelopePolicy
@@ -36,8 +36,18 @@ class Settings(BaseSettings):
     real_time_gate_closure_min: int = Field(
         default=10, ge=0, le=1440, description="Minutes before a real-time interval that its offers close"
     )
-    price_floor_cad_per_mwh: Decimal = Field(default=Decimal("-2000"), description="Lowest offer price, CAD/MWh")
-    price_cap_cad_per_mwh: Decimal = Field(default=Decimal("2000"), description="Highest offer price, CAD/MWh")
+    day_ahead_price_floor_cad_per_mwh: Decimal = Field(
+        default=Decimal("-2000"), allow_inf_nan=False, description="Lowest day-ahead offer or bid price, CAD/MWh"
+    )
+    day_ahead_price_cap_cad_per_mwh: Decimal = Field(
+        default=Decimal("2000"), allow_inf_nan=False, description="Highest day-ahead offer or bid price, CAD/MWh"
+    )
+    real_time_price_floor_cad_per_mwh: Decimal = Field(
+        default=Decimal("-2000"), allow_inf_nan=False, description="Lowest real-time offer or bid price, CAD/MWh"
+    )
+    real_time_price_cap_cad_per_mwh: Decimal = Field(
+        default=Decimal("2000"), allow_inf_nan=False, description="Highest real-time offer or bid price, CAD/MWh"
+    )
     envelope_policy: EnvelopePolicy = Field(
         default=EnvelopePolicy.CLIP, description="Offers beyond the envelope in force: clip or reject"
     )
@@ -64,6 +74,19 @@ class Settings(BaseSettings):
     host: str = Field(default="127.0.0.1", description="Address `gridbridge serve` listens on")
     port: int = Field(default=8000, ge=1, le=65535, description="Port `gridbridge serve` listens on")
 
+    @model_validator(mode="after")
+    def _floor_below_cap(self) -> Settings:
+        """Each market's price floor must be below its cap (checked when the settings are read)."""
+        for market in ("day_ahead", "real_time"):
+            floor = getattr(self, f"{market}_price_floor_cad_per_mwh")
+            cap = getattr(self, f"{market}_price_cap_cad_per_mwh")
+            if floor >= cap:
+                raise ValueError(
+                    f"GRIDBRIDGE_{market.upper()}_PRICE_FLOOR_CAD_PER_MWH ({floor}) must be below "
+                    f"GRIDBRIDGE_{market.upper()}_PRICE_CAP_CAD_PER_MWH ({cap})"
+                )
+        return self
+
     def registry(self) -> RegistrySettings:
         """The registry part of the settings, as services take it."""
         return RegistrySettings(
@@ -73,8 +96,10 @@ class Settings(BaseSettings):
             market=MarketSettings(
                 day_ahead_gate_closure_min=self.day_ahead_gate_closure_min,
                 real_time_gate_closure_min=self.real_time_gate_closure_min,
-                price_floor_cad_per_mwh=self.price_floor_cad_per_mwh,
-                price_cap_cad_per_mwh=self.price_cap_cad_per_mwh,
+                day_ahead_price_floor_cad_per_mwh=self.day_ahead_price_floor_cad_per_mwh,
+                day_ahead_price_cap_cad_per_mwh=self.day_ahead_price_cap_cad_per_mwh,
+                real_time_price_floor_cad_per_mwh=self.real_time_price_floor_cad_per_mwh,
+                real_time_price_cap_cad_per_mwh=self.real_time_price_cap_cad_per_mwh,
                 envelope_policy=self.envelope_policy,
                 schedule_response_min=self.schedule_response_min,
                 dispatch_response_min=self.dispatch_response_min,

@@ -195,3 +195,65 @@ def test_offer_visibility_follows_the_parties_and_the_model(province: Province) 
     assert seen("ldc_b") == {"m1"}
     assert seen("tso") == {"t1", "m1"}  # a1 goes to the DSO under alt 2, not to the TSO's market
     assert seen("regulator") == {"t1", "a1", "m1"}
+
+
+def _settings(p: Province, **values: object) -> None:
+    p.platform.settings = Settings(database_url=p.platform.settings.database_url, **values)  # type: ignore[arg-type]
+
+
+def test_price_bounds_are_per_market(province: Province) -> None:
+    p = province
+    _settings(
+        p,
+        day_ahead_price_floor_cad_per_mwh=Decimal("-50"),
+        day_ahead_price_cap_cad_per_mwh=Decimal("100"),
+        real_time_price_floor_cad_per_mwh=Decimal("-500"),
+        real_time_price_cap_cad_per_mwh=Decimal("1000"),
+    )
+    rt, da = rt_interval(p), da_interval(p)
+    t1, t3 = p.ders["t1"], p.ders["t3"]
+    acks = submit(
+        p,
+        "owner_1",
+        [
+            item(K.DER, t1, da, [(150, 100)], market=DA),  # above the day-ahead cap
+            item(K.DER, t1, rt, [(150, 100)]),  # within the real-time bounds
+            item(K.DER, t1, rt, [(1001, 100)], market=RT, side=Side.OFFER),  # above the real-time cap
+            item(K.DER, t1, da, [(100, 100)], market=DA, side=Side.OFFER),  # at the day-ahead cap
+        ],
+    )
+    assert [a.code for a in acks] == [
+        "offers.price_above_cap",
+        "offers.accepted",
+        "offers.price_above_cap",
+        "offers.accepted",
+    ]
+    floors = submit(
+        p,
+        "agg_2",
+        [
+            item(K.DER, t3, da, [(-60, 50)], market=DA, side=Side.BID),  # below the day-ahead floor
+            item(K.DER, t3, rt, [(-60, 50)], side=Side.BID),  # within the real-time floor
+            item(K.DER, t3, rt + timedelta(minutes=5), [(-501, 50)], side=Side.BID),  # below the real-time floor
+        ],
+    )
+    assert [a.code for a in floors] == ["offers.price_below_floor", "offers.accepted", "offers.price_below_floor"]
+    with pytest.raises(ValueError, match="GRIDBRIDGE_REAL_TIME_PRICE_FLOOR_CAD_PER_MWH"):
+        _settings(p, real_time_price_floor_cad_per_mwh=Decimal("10"), real_time_price_cap_cad_per_mwh=Decimal("10"))
+
+
+def test_the_gate_closure_setting_decides_what_is_accepted(province: Province) -> None:
+    p = province
+    rt = rt_interval(p, 30)  # 30 minutes ahead: open under the default 10-minute lead
+    da = da_interval(p, 10)  # 10 hours ahead: closed under the default 12-hour lead
+    t2 = p.ders["t2"]
+    batch = [item(K.DER, t2, rt, [(20, 100)]), item(K.DER, t2, da, [(20, 100)], market=DA)]
+    assert [a.code for a in submit(p, "owner_2", batch)] == ["offers.accepted", "offers.gate_closed"]
+    _settings(p, real_time_gate_closure_min=45, day_ahead_gate_closure_min=300)
+    assert [a.code for a in submit(p, "owner_2", batch)] == ["offers.gate_closed", "offers.accepted"]
+    # clearing follows the same setting: the real-time interval is past its 45-minute gate closure already
+    run = p.run("tso", lambda ctx: clearing.clear_interval(ctx, RT, rt, energy_requirement_kw=50))
+    assert run.system_energy_price_cad_per_mwh == Decimal("20.00")  # type: ignore[attr-defined]
+    with pytest.raises(ConflictError) as early:
+        p.run("tso", lambda ctx: clearing.clear_interval(ctx, DA, da, energy_requirement_kw=50))
+    assert early.value.code == "clearing.gate_open"
