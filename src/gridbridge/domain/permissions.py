@@ -97,7 +97,7 @@ ACTION_ROLES: Mapping[Action, frozenset[Role]] = MappingProxyType(
         Action.OPERATING_INSTRUCTION: frozenset({_T}),
         Action.INSTRUCTION_RESPOND: frozenset({_D, _A, _O}),
         Action.INSTRUCTION_SPLIT: frozenset({_D, _A}),
-        Action.INSTRUCTION_ESCALATE: frozenset({_T}),
+        Action.INSTRUCTION_ESCALATE: frozenset({_T, _D, _A}),
     }
 )
 

@@ -715,14 +715,17 @@ def respond_many(ctx: Context, items: Sequence[ResponseItem]) -> list[ResponseAc
 
 
 def escalate_overdue(ctx: Context, now: datetime | None = None, *, limit: int = 100_000) -> list[Instruction]:
-    """Escalate every open instruction (issued or received) whose deadline is before ``now`` (default: the
-    clock) to its issuer: status ``escalated`` and a stored ``instruction_overdue`` notification for the
-    issuer (whoever issued it: the TSO, a DSO or an aggregator). A platform job: the cycle runs it, the
-    platform administrator from the CLI, the TSO through the API. Returns the escalated instructions, oldest
+    """Escalate open instructions (issued or received) whose deadline is before ``now`` (default: the clock) to
+    their issuer: status ``escalated`` and a stored ``instruction_overdue`` notification for the issuer.
+
+    Every issuer escalates its own: a TSO, DSO or aggregator caller only the instructions it issued (a DSO's or
+    aggregator's split children, the TSO's schedules and dispatch); the platform (the cycle, the CLI, the
+    periodic job of ``gridbridge serve``) escalates every issuer's. Returns the escalated instructions, oldest
     deadline first (at most ``limit`` per call)."""
     require_action(ctx.caller, Action.INSTRUCTION_ESCALATE)
     when = now or ctx.clock.now()
-    overdue = ctx.uow.market.instructions.overdue(when, None, limit)
+    issuer = None if is_system(ctx.caller) else ctx.caller.participant_id
+    overdue = ctx.uow.market.instructions.overdue(when, issuer, limit)
     if not overdue:
         return []
     ctx.uow.market.instructions.escalate([i.id for i in overdue], when)

@@ -199,7 +199,10 @@ def test_the_cycle_over_http(world: tuple[Province, TestClient]) -> None:
     assert by_kind["der"]["id"] in {i["id"] for i in escalated}
     notes = client.get("/notifications", headers=auth(p, "tso")).json()
     assert {n["kind"] for n in notes} == {"instruction_overdue"}  # no interface exports here
-    # the DSO's child was escalated to the DSO, the issuer
+    assert child["id"] not in {i["id"] for i in escalated}  # the TSO escalates only what it issued
+    # the DSO escalates its own child and is notified as its issuer
+    (own,) = client.post("/instructions/escalations", headers=auth(p, "ldc_a")).json()["escalated"]
+    assert own["id"] == child["id"]
     ldc_notes = client.get("/notifications", headers=auth(p, "ldc_a")).json()
     assert [n["instruction_id"] for n in ldc_notes] == [child["id"]]
     assert (

@@ -4,7 +4,7 @@ the DSO, reverse-flow notifications, and who may answer or split what."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -13,6 +13,7 @@ from gridbridge.domain.coordination import ModelName
 from gridbridge.domain.der import Technology
 from gridbridge.domain.errors import ConflictError, NotFound, PermissionDenied, ValidationFailed
 from gridbridge.domain.market import (
+    Instruction,
     InstructionKind,
     InstructionProduct,
     InstructionStatus,
@@ -24,6 +25,7 @@ from gridbridge.domain.market import (
 )
 from gridbridge.domain.roles import Service
 from gridbridge.services import clearing, instructions, offers
+from gridbridge.services.context import Context
 from gridbridge.services.ports import Page
 from market_province import RT, _add_der, _add_tdi, build_market_province, item, rt_interval
 from registry_province import Province, build_province, enrol
@@ -117,9 +119,10 @@ def test_unanswered_instructions_escalate_to_the_issuer(province: Province) -> N
     with pytest.raises(ConflictError) as late:
         p.run("owner_1", lambda ctx: instructions.respond_to_instruction(ctx, t1.id, Response.ACCEPT))
     assert late.value.code == "instructions.deadline_passed"
-    # a platform job: the TSO triggers it over the API, the cycle and the CLI as the platform administrator
+    # every issuer escalates its own: a DER owner issues nothing and may not; agg_1 issued none of these
     with pytest.raises(PermissionDenied):
-        p.run("agg_1", lambda ctx: instructions.escalate_overdue(ctx))
+        p.run("owner_1", lambda ctx: instructions.escalate_overdue(ctx))
+    assert p.run("agg_1", lambda ctx: instructions.escalate_overdue(ctx)) == []
     escalated = p.run("tso", lambda ctx: instructions.escalate_overdue(ctx))
     # t1 (received, never accepted) and tdi_b's net schedule (ldc_b never answered); not t2 (accepted)
     assert {(i.resource_id, i.status) for i in escalated} == {  # type: ignore[attr-defined]
@@ -136,6 +139,56 @@ def test_unanswered_instructions_escalate_to_the_issuer(province: Province) -> N
         p.run("owner_1", lambda ctx: instructions.respond_to_instruction(ctx, t1.id, Response.ACCEPT))
     assert after.value.code == "instructions.illegal_transition"
     assert after.value.details["current_state"] == "escalated"
+
+
+def _virtual_resource_at_tdi_b(p: Province) -> datetime:
+    """b1 offers through ldc_b (Total DSO), which builds its virtual resource; the clock passes gate closure."""
+    iv = rt_interval(p)
+    p.run("agg_2", lambda ctx: offers.submit_offers(ctx, [item(K.DER, p.ders["b1"], iv, [(15, 60)])]))
+    p.run("ldc_b", lambda ctx: offers.aggregate_dso_offers(ctx, p.tdis["tdi_b"], RT, iv))
+    p.clock.set(iv - timedelta(minutes=5))
+    return iv
+
+
+def test_a_dso_escalates_its_own_overdue_split_children_and_the_tso_only_its_own(province: Province) -> None:
+    p = province
+    iv = _virtual_resource_at_tdi_b(p)
+
+    def clear_and_issue(ctx: Context) -> list[Instruction]:
+        run = clearing.clear_interval(ctx, RT, iv, energy_requirement_kw=50)
+        return instructions.issue_instructions(ctx, run.id)
+
+    issued = p.run("tso", clear_and_issue)
+    virtual = next(i for i in issued if i.resource_kind is K.DSO_VIRTUAL)  # type: ignore[attr-defined]
+    (child,) = p.run("ldc_b", lambda ctx: instructions.split_instruction(ctx, virtual.id)).children  # type: ignore[attr-defined]
+    assert child.issuer_id == p.ids["ldc_b"]
+    p.clock.advance(timedelta(minutes=3))  # every one of them is past its 2-minute deadline
+
+    tso_escalated = p.run("tso", lambda ctx: instructions.escalate_overdue(ctx))
+    assert {i.id for i in tso_escalated} == {i.id for i in issued}  # type: ignore[attr-defined,union-attr]
+    assert p.run("agg_2", lambda ctx: instructions.escalate_overdue(ctx)) == []  # the recipient is no issuer
+    (mine,) = p.run("ldc_b", lambda ctx: instructions.escalate_overdue(ctx))  # type: ignore[misc]
+    assert (mine.id, mine.status) == (child.id, InstructionStatus.ESCALATED)
+    (note,) = p.run("ldc_b", lambda ctx: instructions.list_notifications(ctx, Page()))  # type: ignore[misc]
+    assert (note.kind, note.instruction_id) == (NotificationKind.INSTRUCTION_OVERDUE, child.id)
+    # the platform's job finds nothing left; before, it would have taken every issuer's
+    with p.platform.context() as ctx:
+        assert instructions.escalate_overdue(ctx) == []
+
+
+def test_the_platform_escalates_every_issuers_overdue_instructions(province: Province) -> None:
+    p = province
+    iv = _virtual_resource_at_tdi_b(p)
+    with p.platform.context() as ctx:
+        run = clearing.clear_interval(ctx, RT, iv, energy_requirement_kw=50)
+        issued = instructions.issue_instructions(ctx, run.id)
+        virtual = next(i for i in issued if i.resource_kind is K.DSO_VIRTUAL)
+        children = instructions.split_instruction(ctx, virtual.id).children
+    p.clock.advance(timedelta(minutes=3))
+    with p.platform.context() as ctx:
+        escalated = instructions.escalate_overdue(ctx)
+    assert {i.id for i in escalated} == {i.id for i in [*issued, *children]}
+    assert {i.issuer_id for i in escalated} == {p.ids["tso"], p.ids["ldc_b"]}
 
 
 def test_only_the_recipient_answers_in_order_with_a_reason_to_reject(province: Province) -> None:

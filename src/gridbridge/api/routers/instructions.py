@@ -292,10 +292,11 @@ def operating(body: OperatingIn, commands: CommandsDep) -> JSONResponse:
 @router.post(
     "/instructions/escalations",
     response_model=EscalationOut,
-    summary="Escalate every overdue instruction to its issuer (TSO)",
+    summary="Escalate the caller's overdue instructions to it (TSO, DSO, aggregator: the instructions it issued)",
 )
 def escalate(commands: CommandsDep) -> JSONResponse:
-    """Open instructions past their deadline become ``escalated``; each issuer gets a notification."""
+    """Open instructions the caller issued that are past their deadline become ``escalated``; the caller (their
+    issuer) gets a notification for each."""
 
     def use_case(ctx: Context) -> EscalationOut:
         return EscalationOut(escalated=[render_instruction(i) for i in service.escalate_overdue(ctx)])
