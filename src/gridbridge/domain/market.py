@@ -283,16 +283,39 @@ def route_for_der(model: CoordinationModel, capacity_kw: float, direct_threshold
     return None
 
 
-def route_for_aggregation(models: list[CoordinationModel], run_by_dso: bool) -> Route | None:
+@dataclass(frozen=True)
+class AggregationSize:
+    """An aggregation's size at one of its interfaces, held to that interface's direct-participation threshold.
+
+    ``size_kw`` is the sum of the capacities (the larger of export and import rating) of its approved members
+    under the interface in the interval: its distribution-factor share of its capacity (white paper footnote 49:
+    a multi-node aggregation is modelled at each interface by its share of capacity there)."""
+
+    tdi_id: str
+    model: CoordinationModel
+    size_kw: float
+    direct_threshold_kw: float
+
+    @property
+    def below_threshold(self) -> bool:
+        """True where the model lets resources offer directly only at or above the threshold and this share is
+        below it."""
+        return self.model.direct_wholesale_participation and self.size_kw < self.direct_threshold_kw
+
+
+def route_for_aggregation(
+    models: list[CoordinationModel], run_by_dso: bool, *, below_threshold: bool = False
+) -> Route | None:
     """Where an aggregation's offer goes, from the model records of the interfaces of its approved members.
 
-    An aggregation run by a DSO, or one at an interface whose model has no direct participation, reaches the
-    market through the DSO's virtual resource, which only a single-interface aggregation can join; otherwise
-    it offers to the TSO directly when every interface allows direct participation.
+    An aggregation run by a DSO, one at an interface whose model has no direct participation, or one below the
+    direct-participation threshold at any of its interfaces (``below_threshold``, see ``AggregationSize``)
+    reaches the market through the DSO's virtual resource, which only a single-interface aggregation can join,
+    under a model whose DSO aggregates; otherwise it offers to the TSO directly. ``None``: it may not offer.
     """
     if not models:
         return None
-    through_dso = run_by_dso or any(not m.direct_wholesale_participation for m in models)
+    through_dso = run_by_dso or below_threshold or any(not m.direct_wholesale_participation for m in models)
     if not through_dso:
         return Route.TSO
     if len(models) == 1 and models[0].dso_aggregates_below_threshold:

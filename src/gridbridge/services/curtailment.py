@@ -48,7 +48,6 @@ from gridbridge.domain.market import (
     InstructionStatus,
     ResourceKind,
     Route,
-    route_for_aggregation,
     route_for_der,
     tso_sees_der_instruction,
 )
@@ -66,7 +65,7 @@ from gridbridge.services.curtailment_ports import (
     PublishedProcedure,
     StoredShare,
 )
-from gridbridge.services.offers import aggregation_members_at
+from gridbridge.services.offers import aggregation_members_at, aggregation_route
 from gridbridge.services.ports import Page
 from gridbridge.services.tdis import get_tdi, model_in_force
 
@@ -293,7 +292,7 @@ def participation(
         return ParticipationGroup.DSO_AGGREGATED, True
     live = [a for a, _ in memberships if der.id in aggregation_members_at(a, when)]
     if live:
-        through_dso = any(route_for_aggregation([model], run_by_dso=False) is Route.DSO for _ in live)
+        through_dso = any(aggregation_route(ctx, a, when)[0] is Route.DSO for a in live)
     else:
         through_dso = route_for_der(model, der.capacity_kw, tdi.direct_threshold_kw) is Route.DSO
     return (ParticipationGroup.DSO_AGGREGATED if through_dso else ParticipationGroup.DIRECT), False

@@ -16,8 +16,9 @@ The checks of one item, in order (the first one broken is reported):
 3. registration: a DER in service or enrolled, reaching the market the interface's model record allows
    (directly at or above the threshold, else through the DSO where the record has the DSO aggregate), not
    already sold through an aggregation for the same service in that interval; an aggregation active in the
-   market of the product, at interfaces whose models let it offer (``offers.not_enrolled``,
-   ``offers.double_counted``);
+   market of the product, at interfaces whose models let it offer, held to each interface's direct-participation
+   threshold by its size there (``aggregation_sizes``; below it, only through the DSO's virtual resource)
+   (``offers.not_enrolled``, ``offers.double_counted``);
 4. gate closure on the server clock (``offers.gate_closed``);
 5. the curve: segments, finiteness, quantities, the market's price bounds, monotonic prices (``offers.*``);
 6. capability (``offers.beyond_capability``);
@@ -51,6 +52,7 @@ from gridbridge.domain.market import (
     NOT_REPRESENTED,
     SERVICE_OF,
     AckStatus,
+    AggregationSize,
     MarketScope,
     OfferAck,
     OfferItem,
@@ -231,6 +233,34 @@ def aggregation_limit_kw(
     return envelope, capability, len(der_ids)
 
 
+def aggregation_sizes(ctx: Context, aggregation: Aggregation, when: datetime) -> list[AggregationSize]:
+    """The aggregation's size at each interface of its approved members at ``when`` (in interface id order):
+    the sum of those members' capacities there, with the interface's model in force and threshold."""
+    live = set(aggregation_members_at(aggregation, when))
+    by_tdi: dict[str, float] = defaultdict(float)
+    for member in aggregation.approved_members():
+        if member.der_id in live:
+            by_tdi[member.tdi_id] += member.capacity_kw
+    return [
+        AggregationSize(
+            tdi_id, model_in_force(ctx.uow, tdi_id, when), size_kw, get_tdi(ctx.uow, tdi_id).direct_threshold_kw
+        )
+        for tdi_id, size_kw in sorted(by_tdi.items())
+    ]
+
+
+def aggregation_route(
+    ctx: Context, aggregation: Aggregation, when: datetime
+) -> tuple[Route | None, list[AggregationSize]]:
+    """Where the aggregation's offers for ``when`` go (``route_for_aggregation``: its interfaces' models, whether
+    a DSO runs it, its size against each interface's threshold), with its sizes per interface."""
+    sizes = aggregation_sizes(ctx, aggregation, when)
+    aggregator = ctx.uow.participants.get(aggregation.aggregator_id)
+    run_by_dso = aggregator is not None and aggregator.role is Role.DSO
+    below = any(s.below_threshold for s in sizes)
+    return route_for_aggregation([s.model for s in sizes], run_by_dso, below_threshold=below), sizes
+
+
 def _resolve_aggregation(ctx: Context, item: OfferItem, interval_end: datetime) -> _Resource:
     aggregation = ctx.uow.aggregations.get(item.resource_id)
     if aggregation is None or not (is_system(ctx.caller) or aggregation.aggregator_id == ctx.caller.participant_id):
@@ -245,12 +275,20 @@ def _resolve_aggregation(ctx: Context, item: OfferItem, interval_end: datetime) 
             code=NOT_ENROLLED,
             details={"market_status": state},
         )
-    der_ids = aggregation_members_at(aggregation, item.interval_start)
-    tdis = sorted({m.tdi_id for m in aggregation.approved_members() if m.der_id in der_ids})
-    models = [model_in_force(ctx.uow, t, item.interval_start) for t in tdis]
-    aggregator = ctx.uow.participants.get(aggregation.aggregator_id)
-    run_by_dso = aggregator is not None and aggregator.role is Role.DSO
-    route = route_for_aggregation(models, run_by_dso)
+    route, sizes = aggregation_route(ctx, aggregation, item.interval_start)
+    tdis = [s.tdi_id for s in sizes]
+    small = next((s for s in sizes if s.below_threshold), None)
+    if route is None and small is not None:
+        tdi = get_tdi(ctx.uow, small.tdi_id)
+        raise ConflictError(
+            f"aggregation {aggregation.name!r} has {small.size_kw:g} kW at {tdi.name}, below the interface's "
+            f"{small.direct_threshold_kw:g} kW direct-participation threshold under {small.model.name.value}, and "
+            "cannot offer through the DSO there (only a single-interface aggregation at an interface whose DSO "
+            "aggregates can)",
+            field="resource_id",
+            code=NOT_ENROLLED,
+            details={"tdi_id": tdi.id, "size_kw": small.size_kw, "direct_threshold_kw": small.direct_threshold_kw},
+        )
     if route is None:
         raise ConflictError(
             f"aggregation {aggregation.name!r} has no approved member in that interval, or spans interfaces whose "

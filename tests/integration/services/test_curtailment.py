@@ -338,9 +338,10 @@ def test_export_comes_from_instructions_in_force_less_earlier_curtailments(sqlit
 
 
 def test_groups_follow_the_interface_model_and_the_aggregations(sqlite_url: str) -> None:
-    """Under alt 2 (tdi_a, 1,000 kW threshold) a lone 60 kW DER offers through the DSO and a third-party
-    aggregation's member offers directly; a member of the DSO's own aggregation is DSO-aggregated and affiliated;
-    under Total DSO (tdi_b) a third-party aggregation reaches the market through the DSO."""
+    """Under alt 2 (tdi_a, 1,000 kW threshold) a lone 60 kW DER offers through the DSO, and so does the member of
+    a third-party aggregation of 60 kW there (below the threshold too); a member of the DSO's own aggregation is
+    DSO-aggregated and affiliated; under Total DSO (tdi_b) a third-party aggregation reaches the market through
+    the DSO."""
     province = build_province(sqlite_url)
     enrol(province, "agg_1", "vpp_1", ["a2"], {Service.WHOLESALE_ENERGY: 50.0}, approve_as=["ldc_a"])
     enrol(province, "ldc_a", "flex_a", ["a3"], {Service.DISTRIBUTION_SERVICES: None}, approve_as=["ldc_a"])
@@ -360,7 +361,7 @@ def test_groups_follow_the_interface_model_and_the_aggregations(sqlite_url: str)
 
     assert province.run("regulator", groups) == {
         "a1": ("dso_aggregated", False),
-        "a2": ("direct", False),
+        "a2": ("dso_aggregated", False),
         "a3": ("dso_aggregated", True),
         "b1": ("dso_aggregated", False),
     }

@@ -181,13 +181,15 @@ def test_alt2_dso_virtual_resource_and_direct_participants(province: Province) -
         item(K.DER, p.ders["dr_a"], iv, [(45, 200)]),
     )
     (virtual,) = p.run("ldc_a", lambda ctx: cycle.prepare_interval(ctx, RT, iv))  # type: ignore[misc]
+    # vpp_1 (60 kW at tdi_a) is below the interface's 1,000 kW threshold: the DSO aggregates it too
     assert [(s.price_cad_per_mwh, s.quantity_kw) for s in virtual.segments] == [
         (Decimal("5.00"), Decimal("60.000")),
         (Decimal("10.00"), Decimal("40.000")),
+        (Decimal("30.00"), Decimal("60.000")),
         (Decimal("45.00"), Decimal("200.000")),
         (Decimal("50.00"), Decimal("20.000")),
     ]
-    assert len(virtual.source_offer_ids) == 3
+    assert len(virtual.source_offer_ids) == 4
     past_gate(p, iv)
 
     run, issued = clear_and_issue(p, iv, 1700.0)
@@ -196,19 +198,19 @@ def test_alt2_dso_virtual_resource_and_direct_participants(province: Province) -
     got = by_resource(p, issued)
     assert {k: (i.p_kw, i.recipient_id) for k, i in got.items()} == {  # type: ignore[attr-defined]
         "big_a": (1500.0, p.ids["owner_2"]),
-        "tdi_a": (140.0, p.ids["ldc_a"]),
-        "vpp_1": (60.0, p.ids["agg_1"]),
+        "tdi_a": (200.0, p.ids["ldc_a"]),
     }
     split = p.run("ldc_a", lambda ctx: instructions.split_instruction(ctx, got["tdi_a"].id))  # type: ignore[attr-defined]
     children = by_resource(p, split.children)  # type: ignore[attr-defined]
     assert {k: (c.p_kw, c.recipient_id) for k, c in children.items()} == {  # type: ignore[attr-defined]
         "a3": (60.0, p.ids["agg_1"]),
         "a1": (40.0, p.ids["owner_1"]),
+        "vpp_1": (60.0, p.ids["agg_1"]),
         "dr_a": (40.0, p.ids["agg_1"]),
     }
     assert all(c.parent_id == got["tdi_a"].id and c.issuer_id == p.ids["ldc_a"] for c in split.children)  # type: ignore[attr-defined]
     assert split.shortfall_kw == 0.0  # type: ignore[attr-defined]
-    agg = p.run("agg_1", lambda ctx: instructions.split_instruction(ctx, got["vpp_1"].id))  # type: ignore[attr-defined]
+    agg = p.run("agg_1", lambda ctx: instructions.split_instruction(ctx, children["vpp_1"].id))  # type: ignore[attr-defined]
     assert [(c.der_id, c.p_kw) for c in agg.children] == [(p.ders["a2"], 60.0)]  # type: ignore[attr-defined]
 
     # the TSO sees its own instructions and the market-participating a2, not the DERs behind the DSO

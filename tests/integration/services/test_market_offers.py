@@ -14,7 +14,7 @@ from gridbridge.domain.errors import ConflictError, GridbridgeError, PermissionD
 from gridbridge.domain.market import AckStatus, OfferItem, ResourceKind
 from gridbridge.domain.offers import Product, Side
 from gridbridge.domain.roles import Service
-from gridbridge.services import clearing, ders, offers
+from gridbridge.services import clearing, ders, offers, tdis
 from gridbridge.services.market_ports import OfferFilter
 from gridbridge.services.ports import Page
 from gridbridge.store.market_tables import offers as offers_table
@@ -257,3 +257,45 @@ def test_the_gate_closure_setting_decides_what_is_accepted(province: Province) -
     with pytest.raises(ConflictError) as early:
         p.run("tso", lambda ctx: clearing.clear_interval(ctx, DA, da, energy_requirement_kw=50))
     assert early.value.code == "clearing.gate_open"
+
+
+def test_aggregations_are_held_to_each_interfaces_direct_participation_threshold(province: Province) -> None:
+    p = province
+    p.clock.advance(timedelta(days=2))  # memberships start a day after T0
+    local = enrol(p, "agg_1", "local_m", ["m2"], {Service.WHOLESALE_ENERGY: 50.0}, approve_as=["ldc_b"])
+    span = enrol(
+        p,
+        "agg_1",
+        "span_am",
+        ["a3", "m2"],
+        {Service.OPERATING_RESERVE: 50.0},
+        multi_tdi=True,
+        approve_as=["ldc_a", "ldc_b"],
+    )
+    small_a = enrol(p, "agg_1", "small_a", ["a2"], {Service.WHOLESALE_ENERGY: 50.0}, approve_as=["ldc_a"])
+    iv = rt_interval(p)
+    acks = submit(
+        p,
+        "agg_1",
+        [
+            item(K.AGGREGATION, local, iv, [(20, 100)]),  # 300 kW at tdi_m (alt 1), above its 100 kW threshold
+            item(K.AGGREGATION, span, iv, [(20, 100)], product=Product.OPERATING_RESERVE),  # 60 kW at tdi_a
+            item(K.AGGREGATION, small_a, iv, [(20, 50)]),  # 60 kW at tdi_a (alt 2): the DSO aggregates it
+        ],
+    )
+    assert [a.code for a in acks] == ["offers.accepted", "offers.not_enrolled", "offers.accepted"]
+    assert [a.offer.route.value if a.offer else None for a in acks] == ["tso", None, "dso"]
+    # the rejection names the interface, the aggregation's size there and the threshold
+    assert "60 kW at tdi_a, below the interface's 1000 kW direct-participation threshold" in acks[1].message
+    # the threshold is read at each submission: at 500 kW the alt 1 aggregation may no longer offer at all
+    p.run(
+        "ldc_b",
+        lambda ctx: tdis.update_limits(
+            ctx, p.tdis["tdi_m"], import_limit_kw=None, export_limit_kw=None, direct_threshold_kw=500.0
+        ),
+    )
+    with pytest.raises(ValidationFailed) as caught:
+        submit(p, "agg_1", [item(K.AGGREGATION, local, iv + timedelta(minutes=5), [(20, 100)])])
+    (ack,) = caught.value.details["items"]
+    assert ack["code"] == "offers.not_enrolled"
+    assert "300 kW at tdi_m, below the interface's 500 kW" in ack["message"]
