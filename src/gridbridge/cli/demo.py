@@ -54,7 +54,12 @@ OBSERVER = "Energy Regulator (observer)"
 OWNERS = 30
 PILOT_SUFFIX = "EV pilot"
 VPP_MAX_MEMBERS = 20
-"""Members an aggregator asks for in its province-wide VPP (half its DERs in service, at most this many)."""
+"""Members an aggregator asks for in a local VPP (and at most in its province-wide one)."""
+VPP_THRESHOLD_MARGIN = 1.5
+"""A province-wide VPP takes members at an interface until its capacity there is this many times the interface's
+direct-participation threshold (its LDC may reject a few), and only where that takes a handful of members."""
+VPP_MEMBERS_PER_INTERFACE = 12
+"""Most members a province-wide VPP takes at one interface (at least 3, even where the threshold is 0)."""
 
 
 @dataclass(frozen=True)
@@ -311,16 +316,27 @@ def _aggregations(
 ) -> None:
     valid_from = clock.now() + timedelta(days=1)
     in_service: dict[str, list[tuple[str, str, str]]] = {a: [] for a in AGGREGATORS}
+    capacity: dict[str, float] = {}
     with platform.unit_of_work() as uow:
         for der_id in state.der_ids:
             der = uow.ders.get(der_id)
             assert der is not None
+            capacity[der.id] = der.capacity_kw
             for name in AGGREGATORS:
                 if der.representative_id == state.ids[name] and der.status is DerStatus.IN_SERVICE:
                     in_service[name].append((der.id, der.tdi_id, der.dso_id))
+        thresholds = {t.id: t.direct_threshold_kw for t in uow.tdis.list_all()}
     task = progress.add_task("aggregations and LDC member review", total=len(AGGREGATORS) + 2)
-    # a province-wide VPP offers to the TSO directly, so it takes no DER under a model without direct participation
+    # a province-wide VPP offers to the TSO directly, so it takes members only where the model allows direct
+    # participation and a few members reach the interface's threshold (alt 1 and Total TSO); at the other
+    # interfaces (alt 2's higher threshold, Total DSO) an aggregator runs a local VPP that reaches the market through
+    # the DSO's virtual resource
     direct = {state.tdi_ids[p.name] for p in TDI_PLANS if COORDINATION_MODELS[p.model].direct_wholesale_participation}
+    local_vpp = {
+        state.tdi_ids[p.name]: AGGREGATORS[k % len(AGGREGATORS)]
+        for k, p in enumerate(TDI_PLANS)
+        if COORDINATION_MODELS[p.model].dso_aggregates_below_threshold
+    }
     created: dict[str, str] = {}
     for a_index, name in enumerate(AGGREGATORS):
         caller = state.callers[name]
@@ -328,6 +344,19 @@ def _aggregations(
         by_tdi: dict[str, list[str]] = {}
         for der_id, tdi_id, _ in pool:
             by_tdi.setdefault(tdi_id, []).append(der_id)
+        members, local_members = [], {}
+        for tdi_id, candidates in sorted(by_tdi.items()):
+            ranked = candidates
+            target = thresholds[tdi_id] * VPP_THRESHOLD_MARGIN
+            taken = 0
+            while taken < len(ranked) and taken < VPP_MEMBERS_PER_INTERFACE:
+                if taken >= 3 and sum(capacity[d] for d in ranked[:taken]) >= target:
+                    break
+                taken += 1
+            if tdi_id in direct and sum(capacity[d] for d in ranked[:taken]) >= target:
+                members += ranked[:taken]
+            elif local_vpp.get(tdi_id) == name:
+                local_members[tdi_id] = sorted(candidates)[:VPP_MAX_MEMBERS]
         with platform.context(caller) as ctx:
             multi = aggregations.create_aggregation(
                 ctx,
@@ -335,9 +364,14 @@ def _aggregations(
                 {Service.WHOLESALE_ENERGY: None, Service.OPERATING_RESERVE: None},
                 multi_tdi=True,
             )
-            members = [d for d, tdi, _ in pool if tdi in direct][: min(VPP_MAX_MEMBERS, max(20, len(pool) // 2))]
             aggregations.request_members(ctx, multi.id, members, valid_from)
             created[name] = multi.id
+            for tdi_id, chosen in sorted(local_members.items()):
+                tdi_name = next(p.name for p in TDI_PLANS if state.tdi_ids[p.name] == tdi_id)
+                local_energy = aggregations.create_aggregation(
+                    ctx, f"{name} {tdi_name} VPP", {Service.WHOLESALE_ENERGY: None}
+                )
+                aggregations.request_members(ctx, local_energy.id, chosen, valid_from)
             biggest_tdi = max(by_tdi, key=lambda t: len(by_tdi[t]))
             local = aggregations.create_aggregation(
                 ctx, f"{name} local flexibility", {Service.DISTRIBUTION_SERVICES: 50.0}
