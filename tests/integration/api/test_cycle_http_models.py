@@ -391,7 +391,7 @@ def test_alt2_over_http_the_dsos_virtual_resource_is_cleared_and_split_by_merit_
         bad=1,
         code="offers.quantity_not_positive",
     )
-    parties.submit(
+    vpp = parties.submit(
         "agg_1",
         [
             parties.item("aggregation", "vpp_1", iv, [("30", "60")]),
@@ -401,19 +401,22 @@ def test_alt2_over_http_the_dsos_virtual_resource_is_cleared_and_split_by_merit_
         bad=2,
         code="offers.double_counted",
     )
+    # vpp_1 (60 kW at tdi_a) is below the interface's 1,000 kW threshold: it goes to the DSO too
+    assert {o["id"]: o for o in parties.stored_offers()}[vpp[0]["offer_id"]]["route"] == "dso"
     built = parties.post(
         "ldc_a", f"/tdis/{p.tdis['tdi_a']}/dso-offers", {"market": "real_time", "interval_start": iv.isoformat()}
     )
     assert built.status_code == 201, built.json()
     (virtual,) = built.json()
-    assert (virtual["resource_kind"], virtual["route"], len(virtual["source_offer_ids"])) == ("dso_virtual", "tso", 3)
+    assert (virtual["resource_kind"], virtual["route"], len(virtual["source_offer_ids"])) == ("dso_virtual", "tso", 4)
     assert [(s["price_cad_per_mwh"], s["quantity_kw"]) for s in virtual["segments"]] == [
         ("5.00", "60.000"),
         ("10.00", "40.000"),
+        ("30.00", "60.000"),
         ("45.00", "200.000"),
         ("50.00", "20.000"),
     ]
-    # the TSO sees the virtual resource, not the DER offers merged into it
+    # the TSO sees the virtual resource, not the offers merged into it
     tso_offers = {o["id"] for o in parties.get("tso", "/offers", limit=1000)}
     assert virtual["id"] in tso_offers
     assert not set(virtual["source_offer_ids"]) & tso_offers
@@ -422,51 +425,55 @@ def test_alt2_over_http_the_dsos_virtual_resource_is_cleared_and_split_by_merit_
     # after gate closure a1's feeder trips: the DSO's split must keep a1 within its (now zero) envelope
     parties.outage("ldc_a", "tdi_a", p.clock.now(), iv + timedelta(hours=1))
     run = parties.clear(iv, 1700.0, [{"tdi_id": p.tdis["tdi_a"], "load_kw": 3000}])
-    # merit order: a3 5, a1 10, vpp_1 30, big_a 40 (1,660 kW), then 40 kW of dr_a at 45: the price
+    # merit order: the virtual resource's 5, 10 and 30 bands (160 kW), big_a 40 (1,660 kW), then 40 kW of its
+    # 45 band (dr_a): the price
     assert run["system_energy_price_cad_per_mwh"] == "45.00"
-    assert _dispatch(run, parties) == {"big_a": (1500.0, 1500.0), "tdi_a": (140.0, 140.0), "vpp_1": (60.0, 60.0)}
+    assert _dispatch(run, parties) == {"big_a": (1500.0, 1500.0), "tdi_a": (200.0, 200.0)}
     got = parties.issue(run["id"], tdis=["tdi_a"])
     assert {k: (i["p_kw"], i["recipient_id"]) for k, i in got.items()} == {
         "big_a": (1500.0, p.ids["owner_2"]),
-        "tdi_a": (140.0, p.ids["ldc_a"]),
-        "vpp_1": (60.0, p.ids["agg_1"]),
+        "tdi_a": (200.0, p.ids["ldc_a"]),
     }
     parties.acknowledge("ldc_a", got["tdi_a"])
 
     split = parties.split("ldc_a", got["tdi_a"])
     children = parties.by_name(split["children"])
-    # cheapest first within envelopes: a3 60; a1 (10, but dark: 0) is passed over; dr_a takes the other 80
-    assert {k: (c["p_kw"], c["recipient_id"]) for k, c in children.items()} == {
-        "a3": (60.0, p.ids["agg_1"]),
-        "dr_a": (80.0, p.ids["agg_1"]),
+    # cheapest first within envelopes: a3 60 at 5; a1 (10, but dark: 0) is passed over; vpp_1 60 at 30; dr_a
+    # takes the other 80 at 45
+    assert {k: (c["resource_kind"], c["p_kw"], c["recipient_id"]) for k, c in children.items()} == {
+        "a3": ("der", 60.0, p.ids["agg_1"]),
+        "vpp_1": ("aggregation", 60.0, p.ids["agg_1"]),
+        "dr_a": ("der", 80.0, p.ids["agg_1"]),
     }
     assert split["shortfall_kw"] == 0.0
     assert all(c["issuer_id"] == p.ids["ldc_a"] for c in children.values())
-    agg_split = parties.split("agg_1", got["vpp_1"])
-    (a2,) = agg_split["children"]
+    # the aggregator splits its share further, to its member
+    (a2,) = parties.split("agg_1", children["vpp_1"])["children"]
     assert (a2["der_id"], a2["p_kw"], a2["recipient_id"]) == (p.ders["a2"], 60.0, p.ids["agg_1"])
 
-    # recipients see their own: agg_1 its aggregation, its share of the DSO's split and a2; owner_2 big_a only
-    assert parties.seen_by("agg_1") == {got["vpp_1"]["id"], children["a3"]["id"], children["dr_a"]["id"], a2["id"]}
+    # recipients see their own: agg_1 its share of the DSO's split and a2; owner_2 big_a only
+    mine = {children[k]["id"] for k in ("a3", "vpp_1", "dr_a")} | {a2["id"]}
+    assert parties.seen_by("agg_1") == mine
     assert parties.seen_by("owner_2") == {got["big_a"]["id"]}
     parties.assert_hidden(got["big_a"], "owner_1", "agg_1", "agg_2")
     parties.assert_hidden(children["dr_a"], "owner_2", "agg_2")
-    # alt 2: the TSO sees direct and market-participating DERs (a2, through vpp_1), not the DERs behind the DSO
-    assert parties.seen_by("tso") >= {got["big_a"]["id"], got["tdi_a"]["id"], got["vpp_1"]["id"], a2["id"]}
+    # alt 2: the TSO sees its own instructions and the market-participating DERs (a2, sold through the wholesale
+    # aggregation vpp_1, and vpp_1's share), not the DERs behind the DSO
+    at_tdi_a = {i["id"] for i in parties.get("tso", "/instructions", limit=1000) if i["tdi_id"] == p.tdis["tdi_a"]}
+    assert at_tdi_a == {got["big_a"]["id"], got["tdi_a"]["id"], children["vpp_1"]["id"], a2["id"]}
     parties.assert_hidden(children["a3"], "tso")
     parties.assert_hidden(children["dr_a"], "tso")
-    detail = parties.get("tso", f"/instructions/{got['tdi_a']['id']}")
-    assert detail["children"] == []
     assert {c["id"] for c in parties.get("ldc_a", f"/instructions/{got['tdi_a']['id']}")["children"]} == {
-        children["a3"]["id"],
-        children["dr_a"]["id"],
+        children[k]["id"] for k in ("a3", "vpp_1", "dr_a")
     }
 
     parties.acknowledge("owner_2", got["big_a"])
-    parties.acknowledge("agg_1", got["vpp_1"], children["a3"], a2)
+    parties.acknowledge("agg_1", children["vpp_1"], children["a3"], a2)
     parties.answer("agg_1", (children["dr_a"], "receipt", None), (children["dr_a"], "reject", "site closed"))
     assert parties.status(children["dr_a"]) == "rejected"
-    assert {parties.status(i) for i in (got["big_a"], got["tdi_a"], got["vpp_1"], children["a3"], a2)} == {"accepted"}
+    assert {parties.status(i) for i in (got["big_a"], got["tdi_a"], children["vpp_1"], children["a3"], a2)} == {
+        "accepted"
+    }
 
 
 def test_total_dso_over_http_the_dso_gets_the_interface_schedule_and_the_tso_hears_of_reverse_flow(
