@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from gridbridge.cli.bootstrap import Platform
 from gridbridge.domain.errors import NotFound
+from gridbridge.domain.permissions import SYSTEM_CALLER, Caller
 
 
 def ready_platform() -> Platform:
@@ -38,3 +39,17 @@ def tdi_id(platform: Platform, name: str) -> str:
     if found is None:
         raise NotFound(f"no T-D interface named {name!r}", field="tdi")
     return found.id
+
+
+def acting_caller(platform: Platform, username: str | None) -> Caller:
+    """The caller a command runs as: the user called ``username`` acting for its participant (with that
+    participant's role, so it sees exactly what the API shows the user), or the platform administrator when
+    no user is named; ``not_found`` naming the option for an unknown user."""
+    if username is None:
+        return SYSTEM_CALLER
+    with platform.unit_of_work() as uow:
+        user = uow.users.by_username(username)
+        participant = uow.participants.get(user.participant_id) if user else None
+    if user is None or participant is None:
+        raise NotFound(f"no user named {username!r}", field="as")
+    return Caller(user_id=user.id, participant_id=participant.id, role=participant.role, dso_kind=participant.dso_kind)

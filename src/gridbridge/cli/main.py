@@ -8,7 +8,19 @@ from typing import Annotated, Any
 
 import typer
 
-from gridbridge.cli import admin, audit, bench, conflicts, curtailment, db, envelopes, market, network, scenario
+from gridbridge.cli import (
+    admin,
+    audit,
+    bench,
+    conflicts,
+    curtailment,
+    db,
+    envelopes,
+    market,
+    network,
+    scenario,
+    settlement,
+)
 
 app = typer.Typer(
     name="gridbridge",
@@ -27,6 +39,7 @@ app.add_typer(scenario.app, name="scenario")
 app.add_typer(conflicts.app, name="conflicts")
 app.add_typer(curtailment.app, name="curtailment")
 app.add_typer(curtailment.open_access_app, name="open-access")
+app.add_typer(settlement.app, name="settlement")
 
 
 @app.command()

@@ -88,19 +88,56 @@ def _kpi_table(title: str, first: str, rows: list[KpiRow], per_model: bool) -> T
     return table
 
 
+def _table(title: str, columns: list[str], rows: list[list[str]], left: int) -> Table:
+    table = Table(title=title)
+    for k, column in enumerate(columns):
+        table.add_column(column, justify="left" if k < left else "right")
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
 def kpi_tables(kpis: ScenarioKpis) -> list[Table]:
-    """Rich tables of a run's key figures (``scenario_kpis``): per T-D interface, per coordination model, and
-    messages per party."""
-    messages = Table(title=f"Messages exchanged per party ({kpis.messages_total:,} in all)")
-    messages.add_column("party")
-    messages.add_column("messages", justify="right")
-    for party, count in kpis.messages_per_party.items():
-        messages.add_row(party, f"{count:,}")
-    return [
+    """Rich tables of a run's key figures (``scenario_kpis``): per T-D interface, per coordination model, the
+    conflicts and curtailment requests (when there are any), and messages per party."""
+    tables = [
         _kpi_table("Key figures per T-D interface", "T-D interface", kpis.by_interface, per_model=False),
         _kpi_table("Key figures per coordination model", "model", kpis.by_model, per_model=True),
-        messages,
     ]
+    if kpis.conflicts:
+        rows = [
+            [c.interface, c.model, c.kind, c.stage, c.rule, str(c.conflicts), str(c.reduced), str(c.cancelled)]
+            for c in kpis.conflicts
+        ]
+        columns = [
+            "T-D interface",
+            "model",
+            "conflict",
+            "caught at",
+            "resolved by",
+            "conflicts",
+            "reduced",
+            "cancelled",
+        ]
+        tables.append(_table(f"Conflicts ({sum(c.conflicts for c in kpis.conflicts):,} in all)", columns, rows, 5))
+    if kpis.curtailment_requests:
+        rows = [
+            [
+                c.interface,
+                c.model,
+                c.rule,
+                str(c.requests),
+                *map(_number, (c.required_kwh, c.dso_aggregated_kwh, c.direct_kwh)),
+            ]
+            for c in kpis.curtailment_requests
+        ]
+        columns = ["T-D interface", "model", "procedure", "requests", "required\nkWh", "DSO-aggregated\nkWh"]
+        tables.append(_table("Curtailment requests", [*columns, "direct\nkWh"], rows, 3))
+    rows = [[party, f"{count:,}"] for party, count in kpis.messages_per_party.items()]
+    tables.append(
+        _table(f"Messages exchanged per party ({kpis.messages_total:,} in all)", ["party", "messages"], rows, 1)
+    )
+    return tables
 
 
 @app.command("run")
@@ -126,5 +163,5 @@ def run(
         console.print(table)
     console.print(
         f"{len(report.intervals)} interval(s), {len(report.instructions)} instruction(s), "
-        f"{len(report.curtailments)} curtailment(s); report written to {out}"
+        f"{len(report.curtailments)} curtailment(s), {len(report.conflicts)} conflict(s); report written to {out}"
     )

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from gridbridge.services.curtailment_ports import CurtailmentRepository
     from gridbridge.services.envelope_store_ports import EnvelopeRepositories
     from gridbridge.services.market_ports import MarketRepositories
+    from gridbridge.services.settlement_ports import SettlementFlagRepository
 
 
 @dataclass(frozen=True)
@@ -157,6 +158,8 @@ class UnitOfWork(Protocol):
     def curtailment(self) -> CurtailmentRepository: ...
     @property
     def conflicts(self) -> ConflictRepository: ...
+    @property
+    def settlement(self) -> SettlementFlagRepository: ...
 
     def __enter__(self) -> Self: ...
     def __exit__(

@@ -4,13 +4,17 @@ Per T-D interface and per coordination model, for each market: the intervals cle
 dispatched injection at the interface over each interval's length), the energy price (mean over the intervals
 with a price, minimum, maximum), the dispatch the distribution check removed that the TSO re-dispatched at the
 interface, the energy the distribution check curtailed, and the largest import and export through the
-interface. Messages are counted per party as the report counts them. Pure: no I/O, no clock.
+interface. Per interface, the conflicts recorded (by kind, where they were caught and the rule that resolved them,
+with how many instructions or commitments the resolutions reduced or cancelled) and the curtailment requests (by
+published rule: the kW asked for and how they were shared between DSO-aggregated DERs and direct participants).
+Messages are counted per party as the report counts them. Pure: no I/O, no clock.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 HOURS_PER_INTERVAL = {"day_ahead": 1.0, "real_time": 5 / 60}
@@ -40,6 +44,36 @@ class KpiRow:
 
 
 @dataclass(frozen=True)
+class ConflictKpi:
+    """The conflicts of one kind at one interface, caught at one stage and resolved by one rule."""
+
+    interface: str
+    model: str
+    kind: str
+    stage: str
+    rule: str
+    conflicts: int
+    reduced: int
+    """Instructions or commitments the resolutions reduced."""
+    cancelled: int
+    """Instructions or commitments the resolutions cancelled."""
+
+
+@dataclass(frozen=True)
+class CurtailmentKpi:
+    """The curtailment requests at one interface under one published rule."""
+
+    interface: str
+    model: str
+    rule: str
+    requests: int
+    required_kwh: float
+    """The reductions asked for, kW times each window's length."""
+    dso_aggregated_kwh: float
+    direct_kwh: float
+
+
+@dataclass(frozen=True)
 class ScenarioKpis:
     """The key figures of one report."""
 
@@ -47,6 +81,10 @@ class ScenarioKpis:
     by_model: list[KpiRow]
     messages_per_party: dict[str, int]
     """Messages sent by each party, most first (ties by name)."""
+    conflicts: list[ConflictKpi] = field(default_factory=list)
+    """By interface (in the order of the report's models), kind, stage and rule."""
+    curtailment_requests: list[CurtailmentKpi] = field(default_factory=list)
+    """By interface (in the order of the report's models) and rule."""
 
     @property
     def messages_total(self) -> int:
@@ -90,11 +128,48 @@ def _rows(groups: Iterable[tuple[str, str, set[str]]], report: Mapping[str, Any]
     return out
 
 
+def _grouped(
+    rows: Iterable[Mapping[str, Any]], keys: tuple[str, ...], models: Mapping[str, str]
+) -> list[tuple[tuple[str, ...], list[Mapping[str, Any]]]]:
+    """``rows`` grouped by the values of ``keys`` (the first is the interface), interfaces in the order of the
+    report's models, then by the other keys."""
+    groups: dict[tuple[str, ...], list[Mapping[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(tuple(str(row[k]) for k in keys), []).append(row)
+    order = {face: k for k, face in enumerate(models)}
+    return sorted(groups.items(), key=lambda kv: (order.get(kv[0][0], len(order)), kv[0]))
+
+
+def _conflicts(report: Mapping[str, Any], models: Mapping[str, str]) -> list[ConflictKpi]:
+    out = []
+    for (face, kind, stage, rule), found in _grouped(
+        report.get("conflicts", []), ("interface", "kind", "stage", "rule"), models
+    ):
+        actions = [o["action"] for c in found for o in c["outcomes"]]
+        counts = (len(found), actions.count("reduced"), actions.count("cancelled"))
+        out.append(ConflictKpi(face, models.get(face, "?"), kind, stage, rule, *counts))
+    return out
+
+
+def _hours(row: Mapping[str, Any]) -> float:
+    start, end = datetime.fromisoformat(row["window_start"]), datetime.fromisoformat(row["window_end"])
+    return (end - start).total_seconds() / 3600
+
+
+def _curtailment_requests(report: Mapping[str, Any], models: Mapping[str, str]) -> list[CurtailmentKpi]:
+    out = []
+    for (face, rule), found in _grouped(report.get("curtailment_requests", []), ("interface", "rule"), models):
+        kwh = [sum(float(r[k]) * _hours(r) for r in found) for k in ("required_kw", "dso_aggregated_kw", "direct_kw")]
+        out.append(CurtailmentKpi(face, models.get(face, "?"), rule, len(found), *kwh))
+    return out
+
+
 def scenario_kpis(report: Mapping[str, Any]) -> ScenarioKpis:
     """The key figures of ``report`` (the JSON form of a ``ScenarioReport``): one row per interface and market in
     the order of ``report["models"]``, one per coordination model and market (models in order of first
     appearance), and the messages per party. Energy is kW times the interval's length (1 h day-ahead, 5 min
-    real-time); an interface or model without a cleared interval in a market has no row for it."""
+    real-time); an interface or model without a cleared interval in a market has no row for it. Conflicts and
+    curtailment requests are counted where the report has them (older reports without those keys have none)."""
     models: Mapping[str, str] = report["models"]
     by_model: dict[str, set[str]] = {}
     for face, model in models.items():
@@ -104,4 +179,6 @@ def scenario_kpis(report: Mapping[str, Any]) -> ScenarioKpis:
         by_interface=_rows(((face, model, {face}) for face, model in models.items()), report),
         by_model=_rows(((model, model, faces) for model, faces in by_model.items()), report),
         messages_per_party={party: int(count) for party, count in messages},
+        conflicts=_conflicts(report, models),
+        curtailment_requests=_curtailment_requests(report, models),
     )

@@ -1,6 +1,7 @@
 """The declarative scenario format (docs/scenarios.md): participants, T-D interfaces with their coordination
-models and SimBench networks, DERs, aggregations, offer templates, TSO requirements, interface load, outages and
-TSO operating instructions that the DSO dispatches to its resources.
+models, SimBench networks, conflict resolution policies and curtailment procedures, DERs, aggregations, offer
+templates, TSO requirements, interface load, outages, TSO operating instructions that the DSO dispatches to its
+resources, DSO distribution service dispatches and DSO curtailment requests.
 
 The models are pydantic so that a bad file is refused with the dotted path of the offending key; parsing the
 YAML text itself is the caller's business (the CLI), so this module never imports a YAML library.
@@ -11,13 +12,22 @@ from __future__ import annotations
 from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
+from gridbridge.domain.conflicts import (
+    ConflictKind,
+    CurtailmentProcedure,
+    CurtailmentRule,
+    ResolutionPolicy,
+    ResolutionRule,
+    ServicePriorityList,
+)
 from gridbridge.domain.coordination import ModelName
 from gridbridge.domain.der import Technology
-from gridbridge.domain.errors import ValidationFailed, register_code
+from gridbridge.domain.errors import GridbridgeError, ValidationFailed, register_code
 from gridbridge.domain.network_state import NetworkEventKind
 from gridbridge.domain.offers import Market, Product, Side
 from gridbridge.domain.roles import DsoKind, Role, Service
@@ -25,12 +35,28 @@ from gridbridge.domain.roles import DsoKind, Role, Service
 SCENARIO_INVALID = register_code("scenario.invalid", 422, "A scenario file does not match the scenario format")
 
 HOURS_PER_DAY = 24
+REAL_TIME_STEP = timedelta(minutes=5)
+"""The real-time interval grid that DSO dispatch and curtailment windows must sit on."""
 
 
 def _utc(value: datetime) -> datetime:
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError("must be a UTC-aware timestamp (end it with Z or +00:00)")
     return value.astimezone(UTC)
+
+
+def _on_grid(value: datetime) -> datetime:
+    value = _utc(value)
+    if value.microsecond or int(value.timestamp()) % int(REAL_TIME_STEP.total_seconds()):
+        raise ValueError(f"must be on the {REAL_TIME_STEP.seconds // 60}-minute real-time interval grid")
+    return value
+
+
+def _window(starts_at: datetime, ends_at: datetime, issued_at: datetime | None, issued_name: str) -> None:
+    if ends_at <= starts_at:
+        raise ValueError("ends_at must be after starts_at")
+    if issued_at is not None and issued_at > starts_at:
+        raise ValueError(f"{issued_name} must not be after starts_at (the window may not start in the past)")
 
 
 class _Strict(BaseModel):
@@ -45,8 +71,54 @@ class ParticipantSpec(_Strict):
     dso_kind: DsoKind | None = None
 
 
+class ConflictPolicySpec(_Strict):
+    """The interface's conflict resolution policy, declared by its DSO when the day starts
+    (``conflicts.set_policy``): service categories highest priority first (each once), a rule per conflict kind
+    (kinds not named keep their default) and the amendment window. Without one the platform default applies."""
+
+    priorities: list[str]
+    rules: dict[ConflictKind, ResolutionRule] = Field(default_factory=dict)
+    amendment_window_min: int = Field(default=15, ge=1, le=24 * 60)
+
+    @field_validator("priorities")
+    @classmethod
+    def _every_category_once(cls, value: list[str]) -> list[str]:
+        try:
+            ServicePriorityList.from_names(value)
+        except GridbridgeError as exc:
+            raise ValueError(exc.message) from None
+        return value
+
+    @model_validator(mode="after")
+    def _rules_allowed(self) -> ConflictPolicySpec:
+        try:
+            ResolutionPolicy(ServicePriorityList.from_names(self.priorities), dict(self.rules))
+        except GridbridgeError as exc:
+            kind = (exc.field or "").removeprefix("rules[").rstrip("]")
+            raise _path_error(f"rules.{kind}" if kind else "rules", exc.message) from None
+        return self
+
+
+class CurtailmentProcedureSpec(_Strict):
+    """The interface's published curtailment procedure (``curtailment.publish_procedure``), in force from when
+    the day starts: the rule, its parameters, and the share of a reduction taken from DSO-aggregated DERs."""
+
+    rule: CurtailmentRule
+    parameters: dict[str, str] = Field(default_factory=dict)
+    dso_aggregated_pct: float | None = Field(default=None, ge=0, le=100)
+
+    @model_validator(mode="after")
+    def _parameters_known(self) -> CurtailmentProcedureSpec:
+        try:
+            CurtailmentProcedure(self.rule, dict(self.parameters))
+        except GridbridgeError as exc:
+            raise _path_error(exc.field or "parameters", exc.message) from None
+        return self
+
+
 class InterfaceSpec(_Strict):
-    """A T-D interface, its model record and its network (a SimBench code)."""
+    """A T-D interface, its model record and its network (a SimBench code); optionally the DSO's conflict
+    resolution policy and curtailment procedure there."""
 
     name: str = Field(min_length=1)
     dso: str
@@ -55,6 +127,8 @@ class InterfaceSpec(_Strict):
     import_limit_kw: float = Field(gt=0)
     export_limit_kw: float = Field(gt=0)
     price_node: str | None = None
+    conflict_policy: ConflictPolicySpec | None = None
+    curtailment_procedure: CurtailmentProcedureSpec | None = None
 
 
 class DerSpecModel(_Strict):
@@ -206,6 +280,75 @@ class OperatingSpec(_Strict):
 
     _utc_times = field_validator("starts_at", "ends_at")(lambda v: _utc(v))
 
+    @model_validator(mode="after")
+    def _ordered(self) -> OperatingSpec:
+        _window(self.starts_at, self.ends_at, None, "")
+        return self
+
+
+class ServiceDispatchSpec(_Strict):
+    """The DSO of ``der``'s interface dispatches it for a distribution service (non-wires deferral, distribution
+    operations) over ``[starts_at, ends_at)`` (``instructions.dispatch_distribution_service``), issued at
+    ``issued_at`` (default: ``starts_at``). ``p_kw`` positive is injection (discharge, load reduction),
+    negative withdrawal; at most the DER's capability on that side."""
+
+    der: str
+    p_kw: float = Field(allow_inf_nan=False)
+    starts_at: datetime
+    ends_at: datetime
+    issued_at: datetime | None = None
+    reason: str = Field(default="distribution deferral", min_length=1)
+
+    _grid_times = field_validator("starts_at", "ends_at")(lambda v: _on_grid(v))
+    _utc_times = field_validator("issued_at")(lambda v: None if v is None else _utc(v))
+
+    @field_validator("p_kw")
+    @classmethod
+    def _not_zero(cls, value: float) -> float:
+        if value == 0:
+            raise ValueError("must not be 0 (positive: injection, negative: withdrawal)")
+        return value
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ServiceDispatchSpec:
+        _window(self.starts_at, self.ends_at, self.issued_at, "issued_at")
+        return self
+
+
+class CurtailmentRequestSpec(_Strict):
+    """The DSO of ``interface`` needs ``required_kw`` less export over ``[starts_at, ends_at)`` for a
+    distribution constraint (``curtailment.request_curtailment``), asked at ``requested_at`` (default:
+    ``starts_at``); its published procedure (``interfaces[].curtailment_procedure``) splits it. ``points``
+    (connection point names) or ``feeder`` limit it to part of the network."""
+
+    interface: str
+    required_kw: float = Field(gt=0, allow_inf_nan=False)
+    starts_at: datetime
+    ends_at: datetime
+    requested_at: datetime | None = None
+    points: list[str] = Field(default_factory=list)
+    feeder: str | None = None
+    reason: str = ""
+
+    _grid_times = field_validator("starts_at", "ends_at")(lambda v: _on_grid(v))
+    _utc_times = field_validator("requested_at")(lambda v: None if v is None else _utc(v))
+
+    @model_validator(mode="after")
+    def _ordered(self) -> CurtailmentRequestSpec:
+        _window(self.starts_at, self.ends_at, self.requested_at, "requested_at")
+        return self
+
+
+class Responses(StrEnum):
+    """How the recipients of instructions answer them."""
+
+    NONE = "none"
+    """Nobody answers: each instruction escalates to its issuer at its deadline, and from then on conflict
+    checks no longer count it (they consider issued, received and accepted instructions)."""
+    ACCEPT = "accept"
+    """Each recipient sends a receipt and accepts every open instruction addressed to it as soon as it is
+    issued: instructions stay in force for the conflict checks of later instructions."""
+
 
 class Scenario(_Strict):
     """A whole scenario file."""
@@ -223,6 +366,9 @@ class Scenario(_Strict):
     load: list[LoadSpec] = Field(default_factory=list)
     outages: list[OutageSpec] = Field(default_factory=list)
     operating_instructions: list[OperatingSpec] = Field(default_factory=list)
+    service_dispatches: list[ServiceDispatchSpec] = Field(default_factory=list)
+    curtailment_requests: list[CurtailmentRequestSpec] = Field(default_factory=list)
+    responses: Responses = Responses.NONE
 
     _utc_start = field_validator("start")(lambda v: _utc(v))
 
@@ -275,6 +421,25 @@ class Scenario(_Strict):
             need(f"outages.{i}.interface", out.interface, faces, "interface")
         for i, op in enumerate(self.operating_instructions):
             need(f"operating_instructions.{i}.interface", op.interface, faces, "interface")
+        specs = {d.name: d for d in self.ders}
+        for i, dispatch in enumerate(self.service_dispatches):
+            need(f"service_dispatches.{i}.der", dispatch.der, {*der_names, *registered}, "DER")
+            target = specs.get(dispatch.der)
+            capability = None if target is None else target.export_kw if dispatch.p_kw > 0 else target.import_kw
+            if capability is not None and abs(dispatch.p_kw) > capability:
+                side = "export" if dispatch.p_kw > 0 else "import"
+                raise _path_error(
+                    f"service_dispatches.{i}.p_kw",
+                    f"|p_kw| {abs(dispatch.p_kw):g} kW exceeds {dispatch.der}'s {side} capability of {capability:g} kW",
+                )
+        procedures = {f.name for f in self.interfaces if f.curtailment_procedure is not None}
+        for i, request in enumerate(self.curtailment_requests):
+            need(f"curtailment_requests.{i}.interface", request.interface, faces, "interface")
+            if request.interface not in procedures:
+                raise _path_error(
+                    f"curtailment_requests.{i}.interface",
+                    f"{request.interface!r} has no curtailment_procedure to split the reduction by",
+                )
         return self
 
     @property
@@ -287,6 +452,7 @@ class _PathError(ValueError):
     def __init__(self, path: str, message: str) -> None:
         super().__init__(f"{path}: {message}")
         self.path = path
+        self.message = message
 
 
 def _path_error(path: str, message: str) -> _PathError:
@@ -308,11 +474,12 @@ def parse_scenario(data: Any, *, registered: Collection[str] = ()) -> Scenario:
         problems: list[tuple[str, str]] = []
         for err in exc.errors():
             ctx_error = (err.get("ctx") or {}).get("error")
+            where = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-"))
             if isinstance(ctx_error, _PathError):
-                problems.append((ctx_error.path, str(ctx_error).split(": ", 1)[1]))
+                # a nested model's path is relative to where the model sits
+                problems.append((f"{where}.{ctx_error.path}" if where else ctx_error.path, ctx_error.message))
                 continue
-            path = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-")) or "$"
-            path = path.replace("from_", "from")
+            path = (where or "$").replace("from_", "from")
             problems.append((path, err["msg"].removeprefix("Value error, ")))
         message = "; ".join(f"{p}: {m}" for p, m in problems)
         raise ValidationFailed(message, field=problems[0][0], code=SCENARIO_INVALID) from None

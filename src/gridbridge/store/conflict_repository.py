@@ -6,11 +6,26 @@ figures, outcomes with their schedules). Visibility is a join on ``conflict_part
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, RowMapping, and_, delete, exists, false, insert, or_, select, true, update
+from sqlalchemy import (
+    ColumnElement,
+    RowMapping,
+    Text,
+    and_,
+    cast,
+    delete,
+    exists,
+    false,
+    insert,
+    or_,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from gridbridge.domain.conflicts import (
@@ -46,6 +61,7 @@ from gridbridge.store.conflict_tables import (
 )
 from gridbridge.store.market_repository import _instruction
 from gridbridge.store.market_tables import instructions
+from gridbridge.store.settlement_repository import SqlSettlementFlags
 
 _CHUNK = 500
 _LIVE = (InstructionStatus.ISSUED, InstructionStatus.RECEIVED, InstructionStatus.ACCEPTED)
@@ -187,6 +203,8 @@ class SqlConflicts:
                     for a in amendments
                 ],
             )
+        # a double-counting resolution is what settlement reads: its flags are stored with it
+        SqlSettlementFlags(self.session).record_conflict(conflict)
 
     def _stored(self, rows: Sequence[RowMapping]) -> list[StoredConflict]:
         ids = [r["id"] for r in rows]
@@ -245,8 +263,8 @@ class SqlConflicts:
         where: list[ColumnElement[bool]] = [self._scope(scope)]
         if filters.tdi_id is not None:
             where.append(c.tdi_id == filters.tdi_id)
-        if filters.der_id is not None:
-            where.append(c.der_id == filters.der_id)
+        if filters.der_id is not None:  # any DER of the conflict, not only the first
+            where.append(cast(c.der_ids, Text).contains(json.dumps(filters.der_id), autoescape=True))
         if filters.kind is not None:
             where.append(c.kind == filters.kind)
         if filters.start is not None:

@@ -22,6 +22,7 @@ from gridbridge.store.repositories import (
     SqlTokens,
     SqlUsers,
 )
+from gridbridge.store.settlement_repository import SqlSettlementFlags
 
 
 class SqlUnitOfWork:
@@ -48,6 +49,7 @@ class SqlUnitOfWork:
         self.envelopes = SqlEnvelopeStore(s)
         self.curtailment = SqlCurtailment(s)
         self.conflicts = SqlConflicts(s)
+        self.settlement = SqlSettlementFlags(s)
         return self
 
     def __exit__(

@@ -26,6 +26,7 @@ every other cell runs on one shared province, and must leave the audit trail unt
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -45,7 +46,7 @@ from api_province import (
     path_params,
     route_keys,
 )
-from conflicts_matrix import add_conflict
+from conflicts_matrix import add_conflict, add_shared_conflicts
 from curtailment_matrix import add_curtailment
 from curtailment_matrix import window as curtailment_window
 
@@ -216,6 +217,14 @@ def _procedure_readers(outcome: Outcome) -> dict[str, Outcome]:
 def _everyone(outcome: Outcome) -> dict[str, Outcome]:
     """The same answer for every authenticated role."""
     return row(**{r: outcome for r in ROLES if r != ANONYMOUS}, anonymous=UNAUTHENTICATED)
+
+
+_CB2 = "b2|b2@D1"
+_EB = "b1,b2|b1@D1,b2@D1"
+_EA = "a1,a2|a1@D1,a2@D1"
+_DA2 = "a2|program/a2,vpp_1@D1/a2"
+_DB1 = "b1|program/b1,vpp_2@D1/b1"
+"""Conflict views shown in full: the DER keys and the items (instructions, commitments) of each conflict."""
 
 
 EXPECTED: dict[tuple[str, str], dict[str, Outcome]] = {
@@ -596,27 +605,61 @@ EXPECTED: dict[tuple[str, str], dict[str, Outcome]] = {
         regulator=listing("reverse_flow:tdi_a@D1", "reverse_flow:tdi_b@D1"),
         anonymous=UNAUTHENTICATED,
     ),
-    # --- conflicts (rows: "<kind>@<DER key>"); the stored capability conflict on b2 (``conflicts_matrix``)
+    # --- conflicts (rows: "<conflict>(<DER keys shown>|<items shown>|full or withheld DERs/items/combined kW)");
+    # the stored conflicts of ``conflicts_matrix``: capability@b2, and the multi-party envelope@b1+b2 (Total DSO:
+    # the TSO takes part, sees no DER), envelope@a1+a2 (alt 2: the TSO sees the market-participating a2 only),
+    # double@a2 and double@b1 (competing commitments on one DER)
     ("GET", "/conflicts"): row(
-        tso=listing(),  # Total DSO: the TSO does not see b2's instructions
-        ldc_a=listing(),
-        ldc_b=listing("capability@b2"),
-        agg_1=listing("capability@b2"),
-        agg_2=listing(),
-        owner_1=listing("capability@b2"),
-        owner_2=listing(),
-        regulator=listing("capability@b2"),
+        tso=listing(
+            "envelope@b1+b2(-|-|withheld 2/2/70)", "envelope@a1+a2(a2|a2@D1|withheld 1/1/-)", f"double@a2({_DA2}|full)"
+        ),
+        ldc_a=listing(f"envelope@a1+a2({_EA}|full)", f"double@a2({_DA2}|full)"),
+        ldc_b=listing(f"capability@b2({_CB2}|full)", f"envelope@b1+b2({_EB}|full)", f"double@b1({_DB1}|full)"),
+        agg_1=listing(
+            f"capability@b2({_CB2}|full)",
+            "envelope@b1+b2(b2|b2@D1|withheld 1/1/-)",
+            "envelope@a1+a2(a2|a2@D1|withheld 1/1/-)",
+            "double@a2(a2|vpp_1@D1/a2|withheld 0/1/-)",
+        ),
+        agg_2=listing("envelope@b1+b2(b1|b1@D1|withheld 1/1/-)", "double@b1(b1|vpp_2@D1/b1|withheld 0/1/-)"),
+        owner_1=listing(
+            f"capability@b2({_CB2}|full)",
+            "envelope@b1+b2(b2|b2@D1|withheld 1/1/-)",
+            f"envelope@a1+a2({_EA}|full)",
+            f"double@a2({_DA2}|full)",
+        ),
+        owner_2=listing("envelope@b1+b2(b1|b1@D1|withheld 1/1/-)", f"double@b1({_DB1}|full)"),
+        regulator=listing(
+            f"capability@b2({_CB2}|full)",
+            f"envelope@b1+b2({_EB}|full)",
+            f"envelope@a1+a2({_EA}|full)",
+            f"double@a2({_DA2}|full)",
+            f"double@b1({_DB1}|full)",
+        ),
         anonymous=UNAUTHENTICATED,
     ),
-    ("GET", "/conflicts/{conflict_id}"): row(
-        tso=HIDDEN,
+    ("GET", "/conflicts/{conflict_id}"): row(  # envelope@b1+b2
+        tso=ok(200, "envelope@b1+b2(-|-|withheld 2/2/70)"),
         ldc_a=HIDDEN,
-        ldc_b=ok(200, "capability@b2"),
-        agg_1=ok(200, "capability@b2"),
-        agg_2=HIDDEN,
-        owner_1=ok(200, "capability@b2"),
-        owner_2=HIDDEN,
-        regulator=ok(200, "capability@b2"),
+        ldc_b=ok(200, f"envelope@b1+b2({_EB}|full)"),
+        agg_1=ok(200, "envelope@b1+b2(b2|b2@D1|withheld 1/1/-)"),
+        agg_2=ok(200, "envelope@b1+b2(b1|b1@D1|withheld 1/1/-)"),
+        owner_1=ok(200, "envelope@b1+b2(b2|b2@D1|withheld 1/1/-)"),
+        owner_2=ok(200, "envelope@b1+b2(b1|b1@D1|withheld 1/1/-)"),
+        regulator=ok(200, f"envelope@b1+b2({_EB}|full)"),
+        anonymous=UNAUTHENTICATED,
+    ),
+    # settlement flags (rows: "<commitment>:<firm kW>/<not payable kW>"): only the stored offers' commitments of
+    # double@a2 (agg_1's vpp_1, bought by the TSO) and double@b1 (agg_2's vpp_2, bought by ldc_b) have flags
+    ("GET", "/settlement-flags"): row(
+        tso=listing("vpp_1@D1/a2:0/60"),  # alt 2 shows it a2; Total DSO shows it no b1
+        ldc_a=listing(),  # a wholesale commitment the TSO bought
+        ldc_b=listing("vpp_2@D1/b1:50/10"),  # it bought it
+        agg_1=listing("vpp_1@D1/a2:0/60"),
+        agg_2=listing("vpp_2@D1/b1:50/10"),
+        owner_1=listing("vpp_1@D1/a2:0/60"),
+        owner_2=listing("vpp_2@D1/b1:50/10"),
+        regulator=listing("vpp_1@D1/a2:0/60", "vpp_2@D1/b1:50/10"),
         anonymous=UNAUTHENTICATED,
     ),
     ("POST", "/amendment-requests/{request_id}/answer"): row(  # addressed to ldc_b, the issuer of b2@D1
@@ -759,6 +802,26 @@ def _name(m: MatrixProvince, object_id: str) -> str:
 
 def _names(m: MatrixProvince, body: Any) -> frozenset[str]:
     return frozenset(_name(m, item["id"]) for item in body)
+
+
+def _conflict_row(m: MatrixProvince, item: Json) -> str:
+    ders = ",".join(sorted(_name(m, d) for d in item["der_ids"])) or "-"
+    items = ",".join(sorted(_name(m, o["subject_id"]) for o in item["resolution"]["outcomes"])) or "-"
+    withheld = item["withheld"]
+    if withheld is None:
+        view = "full"
+    else:
+        kw = "-" if withheld["combined_kw"] is None else f"{withheld['combined_kw']:g}"
+        view = f"withheld {withheld['ders']}/{withheld['items']}/{kw}"
+    return f"{_name(m, item['id'])}({ders}|{items}|{view})"
+
+
+def _conflict_rows(m: MatrixProvince, body: Any) -> frozenset[str]:
+    return frozenset(_conflict_row(m, item) for item in body)
+
+
+def _flag_rows(m: MatrixProvince, body: Any) -> frozenset[str]:
+    return frozenset(f"{_name(m, f['commitment_id'])}:{f['firm_kw']:g}/{f['not_payable_kw']:g}" for f in body)
 
 
 def _aggregation_row(m: MatrixProvince, item: Json) -> str:
@@ -986,10 +1049,11 @@ CALLS: dict[tuple[str, str], Call] = {
     ),
     ("POST", "/instructions/escalations"): Call(_none, rows=_escalated_rows),
     ("GET", "/notifications"): Call(_none, rows=_notification_rows),
-    ("GET", "/conflicts"): Call(_none, rows=_names),
+    ("GET", "/conflicts"): Call(_none, rows=_conflict_rows),
     ("GET", "/conflicts/{conflict_id}"): Call(
-        lambda m: {"conflict_id": m.market["conflict:capability@b2"]}, rows=_one(_names)
+        lambda m: {"conflict_id": m.market["conflict:envelope@b1+b2"]}, rows=_one(_conflict_rows)
     ),
+    ("GET", "/settlement-flags"): Call(_none, rows=_flag_rows),
     ("POST", "/amendment-requests/{request_id}/answer"): Call(
         lambda m: {"request_id": m.market["amendment:b2@D1"]}, body=lambda m: {"p_kw": 0.0}
     ),
@@ -1085,6 +1149,7 @@ class Provinces:
         if name not in self.built:
             matrix = build_matrix_province(f"sqlite+pysqlite:///{self.base / f'{name}.db'}")
             add_conflict(matrix)
+            add_shared_conflicts(matrix)
             add_curtailment(matrix)
             self.built[name] = matrix
         return self.built[name]
@@ -1216,6 +1281,47 @@ def test_single_reads_agree_with_lists(provinces: Provinces, role: str) -> None:
         shown = _names(m, response.json())
         assert shown <= listed_ders, tdi_name
         assert all(m.names_by_id()[item["tdi_id"]] == tdi_name for item in response.json())
+
+
+def _ids_of(view: Json) -> set[str]:
+    """Every DER, item and party id a conflict view names."""
+    outcomes = view["resolution"]["outcomes"]
+    return (
+        set(view["der_ids"])
+        | set(view["party_ids"])
+        | {o["subject_id"] for o in outcomes}
+        | {p for o in outcomes for p in (o["issuer_party_id"], o["recipient_party_id"])}
+        | {a["addressee_id"] for a in view["amendment_requests"]}
+        | {view["dso_id"]}
+    )
+
+
+@pytest.mark.parametrize("role", [r for r in ROLES if r != ANONYMOUS])
+def test_conflict_views_agree_and_carry_nothing_they_withhold(provinces: Provinces, role: str) -> None:
+    """Every conflict reads one by one exactly as the list shows it (404 when the list has not got it); a full
+    view is the whole record; a partial one names no DER, item or party it withholds, anywhere in its body; and
+    the DER filter returns exactly the listed conflicts whose view shows that DER."""
+    m = provinces.get("shared")
+    headers = m.headers(role)
+    listed = {v["id"]: v for v in m.client.get("/conflicts", headers=headers).json()}
+    records = {v["id"]: v for v in m.client.get("/conflicts", headers=m.headers("regulator")).json()}
+    assert set(listed) <= set(records)
+    for conflict_id, record in records.items():
+        response = m.client.get(f"/conflicts/{conflict_id}", headers=headers)
+        if conflict_id not in listed:
+            assert response.status_code == 404, conflict_id
+            continue
+        view = listed[conflict_id]
+        assert response.json() == view
+        if view["view"] == "full":
+            assert view == record
+            continue
+        text = json.dumps(view)
+        for withheld in _ids_of(record) - _ids_of(view) - {m.province.ids[role]}:
+            assert withheld not in text, (_name(m, conflict_id), _name(m, withheld))
+    for der_id in sorted({d for record in records.values() for d in record["der_ids"]}):
+        found = m.client.get("/conflicts", params={"der_id": der_id}, headers=headers).json()
+        assert {v["id"] for v in found} == {k for k, v in listed.items() if der_id in v["der_ids"]}, _name(m, der_id)
 
 
 def test_tso_visibility_follows_the_dated_model_change(tmp_path: Path) -> None:

@@ -1,8 +1,10 @@
-"""``gridbridge conflicts`` on the registry test province (SQLite) with the province's fixed clock."""
+"""``gridbridge conflicts`` and ``gridbridge settlement`` on the registry test province (SQLite) with the province's
+fixed clock."""
 
 from __future__ import annotations
 
 import json
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -10,12 +12,20 @@ import pytest
 from typer.testing import CliRunner
 
 from gridbridge.cli import conflicts as conflicts_cli
+from gridbridge.cli import settlement as settlement_cli
 from gridbridge.cli.main import app
 from gridbridge.domain.der import ReviewDecision, Technology
-from gridbridge.services import conflicts, ders, instructions
+from gridbridge.domain.market import ResourceKind
+from gridbridge.domain.offers import Product
+from gridbridge.domain.roles import Service
+from gridbridge.services import conflict_views, conflicts, ders, instructions, offers
 from gridbridge.services.context import Context
 from gridbridge.services.ports import Page
-from registry_province import build_province, spec
+from market_province import item, rt_interval
+from registry_province import Province, build_province, enrol, spec
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "services"))
+from conflict_helpers import publish_envelope, tso_dispatch
 
 runner = CliRunner()
 NOON_EST = datetime(2026, 5, 5, 17, 0, tzinfo=UTC)
@@ -98,10 +108,141 @@ def test_policy_list_and_show(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     assert code == 0, output
     shown = json.loads(output)
     assert shown["resolution"]["rule"] == "amendment_request"
-    assert [a["instruction_id"] for a in shown["amendment_requests"]] == [dso.id]
+    assert dso.id in [a["instruction_id"] for a in shown["amendment_requests"]]
     code, output = _invoke("conflicts", "show", "no-such-conflict")
     assert code == 2
     assert "not_found" in output
-    for command in (["conflicts", "--help"], ["conflicts", "policy", "--help"], ["conflicts", "list", "--help"]):
-        code, output = _invoke(*command)
+
+    # the DSO (ldc_a) was asked to amend its dispatch; only it may answer, and only once
+    (request,) = [a for a in shown["amendment_requests"] if a["instruction_id"] == dso.id]
+    code, output = _invoke("conflicts", "amendment", "answer", request["id"], "--p-kw", "0", "--as", "owner_2-user")
+    assert code == 2
+    assert "auth.forbidden" in output
+    code, output = _invoke("conflicts", "amendment", "answer", request["id"], "--p-kw", "0", "--as", "ldc_a-user")
+    assert code == 0, output
+    answered = json.loads(output)
+    assert answered["request"]["status"] == "amended"
+    assert answered["instruction"] == {"id": dso.id, "p_kw": 0.0, "status": "cancelled"}
+    code, output = _invoke("conflicts", "amendment", "answer", request["id"], "--p-kw", "0", "--as", "ldc_a-user")
+    assert code == 2
+    assert "conflicts.amendment_closed" in output
+    code, output = _invoke("conflicts", "amendment", "answer", request["id"], "--p-kw", "0", "--as", "nobody")
+    assert code == 2
+    assert "not_found" in output
+
+
+HELP = [
+    ["conflicts"],
+    ["conflicts", "list"],
+    ["conflicts", "show"],
+    ["conflicts", "amendment"],
+    ["conflicts", "amendment", "answer"],
+    ["conflicts", "policy"],
+    ["conflicts", "policy", "show"],
+    ["conflicts", "policy", "set"],
+    ["settlement"],
+    ["settlement", "flags"],
+]
+
+
+@pytest.mark.parametrize("command", HELP, ids=[" ".join(c) for c in HELP])
+def test_every_command_has_help(command: list[str]) -> None:
+    code, output = _invoke(*command, "--help")
+    assert code == 0, output
+    assert "Usage:" in output
+
+
+def _platform(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Province:
+    url = f"sqlite+pysqlite:///{tmp_path / 'cli.db'}"
+    p = build_province(url)
+    monkeypatch.setenv("GRIDBRIDGE_DATABASE_URL", url)
+    monkeypatch.setattr(conflicts_cli, "ready_platform", lambda: p.platform)
+    monkeypatch.setattr(settlement_cli, "ready_platform", lambda: p.platform)
+    return p
+
+
+def test_list_and_show_as_a_user_give_the_api_views(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two competitors' DERs at one connection point (a1: owner_1; x: owner_2 via agg_2), dispatched by the TSO
+    beyond the point's envelope: ``--as`` shows each user what the API shows it, ``--der`` matches any DER."""
+    p = _platform(tmp_path, monkeypatch)
+
+    def file(ctx: Context) -> str:
+        return ders.request_interconnection(
+            ctx, spec("der-x", 60.0), p.points["tdi_a"][0], owner_id=p.ids["owner_2"]
+        ).id
+
+    x = p.ders["x"] = p.run("agg_2", file)
+
+    def approve(ctx: Context) -> None:
+        ders.start_review(ctx, x)
+        ders.decide_review(ctx, x, ReviewDecision.APPROVED, "ok")
+        ders.commission(ctx, x)
+
+    p.run("ldc_a", approve)
+    publish_envelope(p, "a1", NOON_EST, NOON_EST + timedelta(hours=1), 50.0, "thermal:line")
+    tso_dispatch(p, "a1", NOON_EST, NOON_EST + timedelta(hours=1), 40.0)
+    tso_dispatch(p, "x", NOON_EST, NOON_EST + timedelta(hours=1), 40.0)
+    a1 = p.ders["a1"]
+
+    (cid,) = p.run("regulator", lambda ctx: [s.id for s in conflicts.list_conflicts(ctx, Page())])
+    for who in ("owner_1", "agg_2", "ldc_a", "regulator"):
+        code, output = _invoke("conflicts", "show", cid, "--as", f"{who}-user")
         assert code == 0, output
+        assert json.loads(output) == p.run(who, lambda ctx: conflict_views.get_conflict_view(ctx, cid)), who
+    code, output = _invoke("conflicts", "show", cid, "--as", "agg_2-user")
+    shown = json.loads(output)
+    assert (shown["view"], shown["der_ids"]) == ("partial", [x])
+    assert a1 not in output
+    code, output = _invoke("conflicts", "show", cid)  # the administrator sees everything
+    assert json.loads(output)["view"] == "full"
+    code, output = _invoke("conflicts", "show", cid, "--as", "agg_1-user")  # takes no part: like a missing one
+    assert code == 2
+    assert "not_found" in output
+    code, output = _invoke("conflicts", "list", "--as", "no-such-user")
+    assert code == 2
+    assert "not_found" in output
+
+    code, output = _invoke("conflicts", "list", "--as", "owner_1-user")
+    assert code == 0, output
+    assert "1 conflict(s)" in output
+    assert "partial" in output
+    assert "withheld" in output
+    assert x not in output
+    for der_id in (a1, x):  # any DER of the conflict, not only the first
+        code, output = _invoke("conflicts", "list", "--der", der_id)
+        assert "1 conflict(s)" in output, der_id
+    code, output = _invoke("conflicts", "list", "--der", a1, "--as", "agg_2-user")  # not agg_2's to ask about
+    assert "0 conflict(s)" in output
+    code, output = _invoke("conflicts", "list", "--der", x, "--as", "agg_2-user")
+    assert "1 conflict(s)" in output
+
+
+def test_settlement_flags(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """a2 offered directly (energy) and through agg_1's reserve aggregation in one interval: two flags, firm kW
+    for the aggregation's share and none for the direct offer; each user reads only its own."""
+    p = _platform(tmp_path, monkeypatch)
+    enrol(p, "agg_1", "reserve", ["a2", "a3"], {Service.OPERATING_RESERVE: 50.0}, approve_as=["ldc_a"])
+    p.clock.advance(timedelta(days=2))
+    interval = rt_interval(p)
+    p.run("agg_1", lambda ctx: offers.submit_offers(ctx, [item(ResourceKind.DER, p.ders["a2"], interval, [(30, 60)])]))
+    reserve = item(
+        ResourceKind.AGGREGATION, p.aggregations["reserve"], interval, [(10, 120)], product=Product.OPERATING_RESERVE
+    )
+    p.run("agg_1", lambda ctx: offers.submit_offers(ctx, [reserve]))
+
+    code, output = _invoke("settlement", "flags", "--json", "--from", interval.isoformat())
+    assert code == 0, output
+    flags = {f["holder_kind"]: f for f in json.loads(output)}
+    assert (flags["aggregation"]["firm_kw"], flags["aggregation"]["not_payable_kw"]) == (60.0, 0.0)
+    assert (flags["der"]["firm_kw"], flags["der"]["not_payable_kw"]) == (0.0, 60.0)
+    assert {f["der_id"] for f in flags.values()} == {p.ders["a2"]}
+    for who, count in (("agg_1", 2), ("owner_1", 2), ("agg_2", 0), ("ldc_b", 0)):
+        code, output = _invoke("settlement", "flags", "--json", "--as", f"{who}-user")
+        assert code == 0, output
+        assert len(json.loads(output)) == count, who
+    code, output = _invoke("settlement", "flags", "--der", p.ders["a2"])
+    assert code == 0, output
+    assert "2 settlement flag(s)" in output
+    code, output = _invoke("settlement", "flags", "--from", "2026-05-06T00:00:00")
+    assert code == 2
+    assert "no time zone" in output

@@ -78,9 +78,14 @@ def test_demo_day_prints_key_figures_and_writes_plots_and_report(small_province:
         )
         assert 0 < instructed_kwh / 1000 <= cleared_mwh + 1e-6
     assert any(r.energy_cleared_mwh > 0 for r in kpis.by_interface)
-    # no DER at a de-energised point is dispatched while the feeder is out
-    dark = set(outage["suspended_ders"])
+    # no DER at a de-energised point is dispatched while the feeder is out: nothing suspends them, their
+    # points' zero envelopes keep them out of offers, the clearing, the LDC's check and the splits
+    dark = set(outage["de_energised_ders"])
     assert dark
+    cut = [c for c in report["curtailments"] if c["interface"] == "Sudbury North TS"]
+    assert all("de-energised" in c["reason"] for c in cut)
+    reasons = [c["reason"] for c in report["curtailments"]] + [r["code"] for r in report["offer_rejections"]]
+    assert not [r for r in reasons if "suspended" in r]
     during = [
         i for i in report["instructions"] if i["market"] == "real_time" and i["interval_start"] >= outage["starts_at"]
     ]

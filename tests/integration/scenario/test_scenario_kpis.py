@@ -1,5 +1,5 @@
-"""Key figures of a scenario report (``scenario_kpis``) and its plots (``write_plots``), on a report built by hand
-whose figures are worked out in the comments."""
+"""Key figures of a scenario report (``scenario_kpis``: per interface and model, conflicts, curtailment requests)
+and its plots (``write_plots``), on a report built by hand whose figures are worked out in the comments."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from gridbridge.cli.plots import write_plots
-from gridbridge.services.scenario_kpis import KpiRow, scenario_kpis
+from gridbridge.services.scenario_kpis import ConflictKpi, CurtailmentKpi, KpiRow, scenario_kpis
 
 DA, RT = "day_ahead", "real_time"
 H0, H1 = "2026-06-01T00:00:00+00:00", "2026-06-01T01:00:00+00:00"
@@ -73,7 +73,34 @@ def hand_built_report() -> dict[str, Any]:
         "outages": [{"interface": "north", "starts_at": T0, "ends_at": T1, "open": ["L1"], "de_energised_points": []}],
         "offer_rejections": [],
         "messages_per_party": {"ieso": 5, "b": 7, "a": 7},
-        "conflicts": [],
+        "conflicts": [
+            _conflict("west", "tier_bypassing_deenergised", "network_change", "most_restrictive_limit", ["cancelled"]),
+            _conflict("north", "hidden_coupling_energy", "instruction_issue", "service_priority", ["kept", "reduced"]),
+            _conflict(
+                "north", "hidden_coupling_energy", "instruction_issue", "service_priority", ["cancelled", "kept"]
+            ),
+            _conflict("north", "double_counting", "offer_submission", "service_priority", ["kept", "cancelled"]),
+        ],
+        "curtailment_requests": [
+            _request("south", "v1: pro_rata_export", H0, "2026-06-01T00:30:00+00:00", 100, 40, 60),
+            _request("south", "v1: pro_rata_export", T0, T1, 60, 60, 0),
+        ],
+    }
+
+
+def _conflict(face: str, kind: str, stage: str, rule: str, actions: list[str]) -> dict[str, Any]:
+    return {"interface": face, "kind": kind, "stage": stage, "rule": rule, "outcomes": [{"action": a} for a in actions]}
+
+
+def _request(face: str, rule: str, start: str, end: str, kw: float, dso: float, direct: float) -> dict[str, Any]:
+    return {
+        "interface": face,
+        "rule": rule,
+        "window_start": start,
+        "window_end": end,
+        "required_kw": kw,
+        "dso_aggregated_kw": dso,
+        "direct_kw": direct,
     }
 
 
@@ -129,3 +156,24 @@ def test_plots_are_valid_png_and_html_naming_every_interface(tmp_path: Path) -> 
         for face in ("north", "south", "west"):
             assert f"{face} day-ahead" in html
     assert (tmp_path / "plots" / "plotly.min.js").stat().st_size > 1_000_000
+
+
+def test_conflicts_and_curtailment_requests_per_interface_from_a_hand_built_report() -> None:
+    kpis = scenario_kpis(hand_built_report())
+    # in the order of the report's models (north, south, west), then kind, stage and rule
+    assert kpis.conflicts == [
+        ConflictKpi("north", "alt1_minimal_dso", "double_counting", "offer_submission", "service_priority", 1, 0, 1),
+        ConflictKpi(
+            "north", "alt1_minimal_dso", "hidden_coupling_energy", "instruction_issue", "service_priority", 2, 1, 1
+        ),
+        ConflictKpi(
+            "west", "total_tso", "tier_bypassing_deenergised", "network_change", "most_restrictive_limit", 1, 0, 1
+        ),
+    ]
+    # 100 kW for half an hour (50 kWh: 20 DSO-aggregated, 30 direct) and 60 kW for five minutes (5 kWh)
+    (south,) = kpis.curtailment_requests
+    assert south == CurtailmentKpi("south", "alt1_minimal_dso", "v1: pro_rata_export", 2, 55.0, 25.0, 30.0)
+    # a report written before conflicts and curtailment requests were reported has neither
+    old = {k: v for k, v in hand_built_report().items() if k not in ("conflicts", "curtailment_requests")}
+    assert scenario_kpis(old).conflicts == []
+    assert scenario_kpis(old).curtailment_requests == []

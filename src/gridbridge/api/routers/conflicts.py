@@ -1,6 +1,7 @@
-"""Conflicts between instructions (hidden coupling, tier bypassing, double counting) with their resolutions,
-per-interface resolution policies, amendment requests, and the DSO's distribution service dispatch that can
-cause them (docs/conflicts.md)."""
+"""Conflicts between instructions (hidden coupling, tier bypassing, double counting) with their resolutions, each
+as the caller may see it (``services.conflict_views``), per-interface resolution policies, amendment requests,
+the DSO's distribution service dispatch that can cause them, and the settlement flags of double counting
+(docs/conflicts.md)."""
 
 from __future__ import annotations
 
@@ -16,11 +17,12 @@ from gridbridge.api.deps import CommandsDep
 from gridbridge.api.routers.instructions import InstructionOut, render_instruction
 from gridbridge.api.schemas import Out, Strict, paging
 from gridbridge.domain.conflicts import ConflictKind
+from gridbridge.services import conflict_views, instructions, settlement_flags
 from gridbridge.services import conflicts as service
-from gridbridge.services import instructions
 from gridbridge.services.conflict_ports import ConflictFilter
 from gridbridge.services.context import Context
 from gridbridge.services.ports import Page
+from gridbridge.services.settlement_ports import FlagFilter
 
 router = APIRouter(tags=["conflicts"])
 Id = Annotated[str, Path(max_length=64)]
@@ -33,8 +35,18 @@ class ConflictStatus(StrEnum):
     SETTLED = "settled"
 
 
+class WithheldOut(Out):
+    """What a partial view leaves out: DERs and items (instructions, commitments) of other parties, and their
+    combined kW when that cannot be read as one competitor's figure (else ``null``)."""
+
+    ders: int
+    items: int
+    combined_kw: float | None
+
+
 class ConflictOut(Out):
-    """A conflict with its one resolution and its amendment requests (``conflict_json``)."""
+    """A conflict with its one resolution and its amendment requests, as the caller may see it: ``view``
+    ``full`` (the whole record) or ``partial`` (only what the caller may see; ``withheld`` counts the rest)."""
 
     id: str
     kind: ConflictKind
@@ -55,6 +67,8 @@ class ConflictOut(Out):
     detected_at: datetime
     resolution: dict[str, Any]
     amendment_requests: list[dict[str, Any]]
+    view: str
+    withheld: WithheldOut | None
 
 
 class PolicyOut(Out):
@@ -108,14 +122,13 @@ def list_all(
     end: Annotated[AwareDatetime | None, Query()] = None,
     status: ConflictStatus | None = None,
 ) -> list[ConflictOut]:
-    """The TSO: those involving its instructions or DER-level instructions its model shows it; a DSO: those at
-    its interfaces; an aggregator or owner: those involving its instructions or DERs; observers: all."""
+    """The conflicts the caller takes part in (observers: all), each showing only the DERs, instructions,
+    commitments and parties the caller may see; ``der_id`` matches any DER the caller's view shows."""
     pending = None if status is None else status is ConflictStatus.PENDING_AMENDMENT
     filters = ConflictFilter(tdi_id, der_id, kind, start, end, pending)
 
     def read(ctx: Context) -> list[ConflictOut]:
-        found = service.list_conflicts(ctx, page, filters)
-        return [ConflictOut.model_validate(service.conflict_json(s, ctx.uow.conflicts.amendments(s.id))) for s in found]
+        return [ConflictOut.model_validate(v) for v in conflict_views.list_conflict_views(ctx, page, filters)]
 
     result: list[ConflictOut] = commands.query(read, lambda x: x)
     return result
@@ -126,10 +139,61 @@ def get_one(conflict_id: Id, commands: CommandsDep) -> ConflictOut:
     """A conflict the caller may not see answers 404 like a missing one."""
 
     def read(ctx: Context) -> ConflictOut:
-        stored, amendments = service.get_conflict(ctx, conflict_id)
-        return ConflictOut.model_validate(service.conflict_json(stored, amendments))
+        return ConflictOut.model_validate(conflict_views.get_conflict_view(ctx, conflict_id))
 
     result: ConflictOut = commands.query(read, lambda x: x)
+    return result
+
+
+class SettlementFlagOut(Out):
+    """A commitment's payable (``firm_kw``) and not payable kW in one interval, from a double-counting conflict."""
+
+    conflict_id: str
+    commitment_id: str
+    der_id: str
+    offer_id: str
+    holder_kind: str
+    holder_id: str
+    service: str
+    direction: str
+    interval_start: datetime
+    interval_end: datetime
+    committed_kw: float
+    firm_kw: float
+    not_payable_kw: float
+    tdi_id: str
+    dso_id: str
+    buyer_id: str
+    provider_id: str
+    recorded_at: datetime
+    superseded_at: datetime | None
+
+
+@router.get(
+    "/settlement-flags",
+    response_model=list[SettlementFlagOut],
+    summary="List the double-counting settlement flags the caller may read",
+)
+def list_settlement_flags(
+    commands: CommandsDep,
+    page: Annotated[Page, Depends(paging)],
+    interval_start: Annotated[AwareDatetime | None, Query()] = None,
+    interval_end: Annotated[AwareDatetime | None, Query()] = None,
+    der_id: Annotated[str | None, Query(max_length=64)] = None,
+    offer_id: Annotated[str | None, Query(max_length=64)] = None,
+    include_superseded: bool = False,
+) -> list[SettlementFlagOut]:
+    """Flags in force overlapping ``[interval_start, interval_end)``, by interval start. The TSO: where the
+    interface's model shows it the DER; an LDC: its interfaces' distribution-service commitments and what it
+    bought; an aggregator: the commitments it provided; a DER owner: those and the ones on its DERs; observers:
+    all. Never another provider's commitment."""
+    filters = FlagFilter(interval_start, interval_end, der_id, offer_id, include_superseded)
+
+    def read(ctx: Context) -> list[SettlementFlagOut]:
+        found = settlement_flags.list_flags(ctx, page, filters)
+        return [SettlementFlagOut.model_validate(settlement_flags.flag_json(f)) for f in found]
+
+    result: list[SettlementFlagOut] = commands.query(read, lambda x: x)
     return result
 
 
