@@ -170,14 +170,19 @@ ISSUING_ROLES = frozenset({Role.TSO, Role.DSO, Role.AGGREGATOR})
 """Roles that may issue instructions to DERs."""
 
 
-def category_of(service: Service, kind: InstructionKind, issuer_role: Role) -> ServiceCategory:
+def category_of(
+    service: Service, kind: InstructionKind, issuer_role: Role, root_issuer_role: Role | None = None
+) -> ServiceCategory:
     """Return the service category of an instruction.
 
-    An operating instruction outside the market is bulk-system reliability when the TSO issues it and
-    distribution safety when the DSO issues it, whatever service it names; an aggregator cannot issue one.
-    Schedules and dispatches take the category of their service (``SERVICE_CATEGORY``).
+    An operating instruction outside the market is bulk-system reliability when the TSO issued it (or the
+    instruction it allocates: ``root_issuer_role``, the TSO behind a DSO's split of a TSO operating instruction)
+    and distribution safety when a DSO issued it on its own account (a curtailment for a distribution
+    constraint), whatever service it names; an aggregator cannot issue one on its own account. Schedules and
+    dispatches take the category of their service (``SERVICE_CATEGORY``).
     """
     if kind is InstructionKind.OPERATING_INSTRUCTION:
+        issuer_role = root_issuer_role or issuer_role
         if issuer_role is Role.TSO:
             return ServiceCategory.BULK_RELIABILITY
         if issuer_role is Role.DSO:
@@ -538,6 +543,15 @@ class ConflictInstruction:
     """An instruction as conflict detection sees it: a constant setpoint ``p_kw`` for one DER over ``[start, end)``.
 
     Instructions from different parties to one DER add up: the DER is asked for the sum of their setpoints.
+
+    ``root_issuer_role``: the role of the party whose instruction this one allocates (the TSO behind a DSO's
+    split of a TSO operating instruction); ``None`` for an instruction on the issuer's own account. It decides
+    the category of an operating instruction (``category_of``).
+
+    ``reduces_export``: a reduction (a curtailment for a distribution constraint, ``p_kw <= 0``). It adds to the
+    other instructions like any setpoint, so it lowers what the DER is asked to export, but it never makes the
+    DER import or charge: the import side of the DER's capability and envelopes (and of its connection point's
+    envelope) widens by the reduction, and for storage it only lowers discharge. A resolution never changes it.
     """
 
     instruction_id: str
@@ -551,6 +565,8 @@ class ConflictInstruction:
     end: datetime
     p_kw: float
     issued_at: datetime
+    root_issuer_role: Role | None = None
+    reduces_export: bool = False
 
     def __post_init__(self) -> None:
         _id(self.instruction_id, "instruction_id")
@@ -567,12 +583,18 @@ class ConflictInstruction:
         object.__setattr__(self, "end", e)
         object.__setattr__(self, "p_kw", _finite(self.p_kw, "p_kw"))
         object.__setattr__(self, "issued_at", _utc(self.issued_at, "issued_at"))
-        category_of(self.service, self.kind, self.issuer_role)
+        if self.root_issuer_role is not None:
+            object.__setattr__(self, "root_issuer_role", Role(self.root_issuer_role))
+        if self.reduces_export and self.p_kw > 0:
+            raise ValidationFailed(
+                f"a reduction lowers export: its p_kw must not be positive, got {self.p_kw}", field="p_kw"
+            )
+        category_of(self.service, self.kind, self.issuer_role, self.root_issuer_role)
 
     @property
     def category(self) -> ServiceCategory:
         """The service category that priorities are declared on."""
-        return category_of(self.service, self.kind, self.issuer_role)
+        return category_of(self.service, self.kind, self.issuer_role, self.root_issuer_role)
 
 
 class Direction(StrEnum):
@@ -742,7 +764,11 @@ class AmendmentStatus(StrEnum):
     """Where an amendment request stands."""
 
     PENDING = "pending"
+    """Waiting for the addressee's amendment; the provisional setpoint stands meanwhile."""
     AMENDED = "amended"
+    """Answered before the deadline; the amended instruction was checked again."""
+    EXPIRED = "expired"
+    """The deadline passed without an amendment: the provisional setpoint is final (the fallback)."""
 
 
 @dataclass(frozen=True)
@@ -781,6 +807,14 @@ class AmendmentRequest:
         instruction must go through conflict detection again before it is sent.
         """
         at = _utc(at, "at")
+        if self.status is AmendmentStatus.EXPIRED:
+            raise ConflictError(
+                f"amendment request {self.request_id} expired at its deadline {format_time(self.deadline)}; the "
+                "provisional setpoint stands",
+                field="at",
+                code=AMENDMENT_AFTER_DEADLINE,
+                details={"deadline": self.deadline.isoformat(), "at": at.isoformat()},
+            )
         if self.status is not AmendmentStatus.PENDING:
             raise ConflictError(
                 f"amendment request {self.request_id} was already answered at {self.answered_at}",
@@ -807,6 +841,23 @@ class AmendmentRequest:
                     code=AMENDMENT_MISMATCH,
                 )
         return replace(self, status=AmendmentStatus.AMENDED, answered_at=at, amendment=amendment)
+
+    def expire(self, at: datetime) -> AmendmentRequest:
+        """Return this request expired at ``at``: a pending request lapses once its deadline has passed, and its
+        provisional setpoint becomes final. Raises ``conflicts.amendment_closed`` for a request that is no longer
+        pending and ``ValidationFailed`` when ``at`` is not after the deadline; on error nothing changes."""
+        at = _utc(at, "at")
+        if self.status is not AmendmentStatus.PENDING:
+            raise ConflictError(
+                f"amendment request {self.request_id} is {self.status.value}, not pending",
+                field="status",
+                code=AMENDMENT_CLOSED,
+            )
+        if at <= self.deadline:
+            raise ValidationFailed(
+                f"amendment request {self.request_id} is open until {format_time(self.deadline)}", field="at"
+            )
+        return replace(self, status=AmendmentStatus.EXPIRED)
 
 
 # ---------------------------------------------------------------------------------------------------------

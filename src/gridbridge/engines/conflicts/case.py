@@ -4,7 +4,9 @@ Detection and resolution both work on a ``ConflictCase``. Each instruction becom
 covers (``cell_instr``, ``cell_der``, ``cell_t``, ``cell_p_kw``); each commitment likewise becomes commitment
 cells. Envelopes and outages become dense ``(n, n_intervals)`` limits, where several envelopes on one
 interval combine to the most restrictive one and an envelope or outage touching part of an interval counts
-for the whole interval.
+for the whole interval. Cells of reductions (``ConflictInstruction.reduces_export``) are marked
+(``cell_reduces``): a reduction lowers export but never counts as import, so the import side of the bounds
+widens by the reductions in force (``reduction_kw``).
 """
 
 from __future__ import annotations
@@ -69,6 +71,7 @@ class ConflictCase:
     cell_der: IntArray
     cell_t: IntArray
     cell_p_kw: FloatArray
+    cell_reduces: BoolArray
     # commitment cells
     com_cell_com: IntArray
     com_cell_der: IntArray
@@ -91,21 +94,36 @@ class ConflictCase:
         """Number of connection points."""
         return len(self.cp_ids)
 
-    def der_bounds_kw(self) -> tuple[FloatArray, FloatArray]:
+    def reduction_kw(self, cell_p_kw: FloatArray | None = None) -> FloatArray:
+        """Return the ``(n_der, n_intervals)`` magnitude of the reductions in force (``cell_p_kw``: setpoints per
+        cell, default the instructed ones). Zero where a DER has no reduction."""
+        cell_p = self.cell_p_kw if cell_p_kw is None else cell_p_kw
+        sel = self.cell_reduces
+        flat = self.cell_der[sel] * self.n_intervals + self.cell_t[sel]
+        total = np.bincount(flat, weights=np.maximum(-cell_p[sel], 0.0), minlength=self.n_der * self.n_intervals)
+        return total.astype(np.float64, copy=False).reshape(self.n_der, self.n_intervals)
+
+    def der_bounds_kw(self, reduction_kw: FloatArray | None = None) -> tuple[FloatArray, FloatArray]:
         """Return ``(lo, hi)`` per DER and interval: the most restrictive of capability, envelope and outage.
 
-        ``lo`` is minus the import limit and ``hi`` the export limit; both are 0 while the DER's connection
-        point is de-energised. ``lo <= 0 <= hi`` always holds.
+        ``lo`` is minus the import limit and ``hi`` the export limit, both 0 while the DER's connection point is
+        de-energised; ``lo`` then widens by the DER's reductions (``reduction_kw``, default those instructed: a
+        reduction lowers export and never makes the DER import). ``lo <= 0 <= hi`` always holds.
         """
+        reduction = self.reduction_kw() if reduction_kw is None else reduction_kw
         hi = np.minimum(self.p_export_kw[:, None], self.env_export_kw)
         lo = -np.minimum(self.p_import_kw[:, None], self.env_import_kw)
         live = self.energised[self.der_cp]
-        return np.where(live, lo, 0.0), np.where(live, hi, 0.0)
+        return np.where(live, lo, 0.0) - reduction, np.where(live, hi, 0.0)
 
-    def cp_bounds_kw(self) -> tuple[FloatArray, FloatArray]:
-        """Return ``(lo, hi)`` per connection point and interval for the sum of its DERs (0 when de-energised)."""
+    def cp_bounds_kw(self, reduction_kw: FloatArray | None = None) -> tuple[FloatArray, FloatArray]:
+        """Return ``(lo, hi)`` per connection point and interval for the sum of its DERs (0 when de-energised);
+        ``lo`` widens by the reductions of the point's DERs (see ``der_bounds_kw``)."""
+        reduction = self.reduction_kw() if reduction_kw is None else reduction_kw
+        cp_reduction = np.zeros((self.n_cp, self.n_intervals))
+        np.add.at(cp_reduction, self.der_cp, reduction)
         hi = np.where(self.energised, self.cp_env_export_kw, 0.0)
-        lo = np.where(self.energised, -self.cp_env_import_kw, 0.0)
+        lo = np.where(self.energised, -self.cp_env_import_kw, 0.0) - cp_reduction
         return lo, hi
 
 
@@ -206,6 +224,7 @@ def build_case(
     instr_start = np.empty(m, dtype=np.int64)
     instr_end = np.empty(m, dtype=np.int64)
     instr_p = np.empty(m)
+    instr_reduces = np.array([ins.reduces_export for ins in instr_t], dtype=np.bool_)
     for k, ins in enumerate(instr_t):
         if ins.der_id not in der_index:
             raise ValidationFailed(
@@ -270,6 +289,7 @@ def build_case(
         cell_der=instr_der[cell_instr],
         cell_t=cell_t,
         cell_p_kw=instr_p[cell_instr],
+        cell_reduces=instr_reduces[cell_instr],
         com_cell_com=com_cell,
         com_cell_der=com_der[com_cell],
         com_cell_t=com_cell_t,

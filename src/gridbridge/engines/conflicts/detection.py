@@ -8,12 +8,17 @@ Rules (``docs/conflicts.md`` explains each with the white paper's examples):
   ``[e_min, e_max]`` at the end of some interval. One conflict per DER over the horizon; it lists every
   instruction on the DER, since all of them shape the trajectory.
 * ``tier_bypassing_deenergised``: an instruction with a non-zero setpoint for a DER whose connection point
-  is de-energised. One conflict per connection point and run.
+  is de-energised (a reduction is no conflict there: a dead point exports nothing anyway). One conflict per
+  connection point and run.
 * ``tier_bypassing_envelope``: the sum of instructions to a DER is beyond the DER's envelope, or the sum over
   a connection point's DERs is beyond the connection point's envelope, in an energised interval. One
   conflict per DER (or connection point) and run.
 * ``double_counting``: committed kW of two or more commitments overlap on one DER, direction and interval
   (``engines.conflicts.double_counting``). One conflict per DER, direction and run.
+
+Reductions (``ConflictInstruction.reduces_export``) add to the other instructions but never count as import
+or charge: the import side of every bound widens by them (``ConflictCase.der_bounds_kw``) and stored energy
+follows ``energy_power_kw``.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from gridbridge.engines.conflicts.kernels import (
     TOL_KWH,
     FloatArray,
     IntArray,
+    energy_power_kw,
     mask_runs,
     net_power_kw,
     soe_trajectory_clipped_kwh,
@@ -112,24 +118,30 @@ def detect_conflicts(
     index = _CellIndex(case, cell_p)
     p = net_power_kw(case.cell_der, case.cell_t, cell_p, n, n_t)
     nonzero = net_power_kw(case.cell_der, case.cell_t, (cell_p != 0).astype(np.float64), n, n_t)
-    is_tso = np.array([ins.issuer_role is Role.TSO for ins in case.instructions], dtype=np.bool_)
+    followed = net_power_kw(case.cell_der, case.cell_t, ((cell_p != 0) & ~case.cell_reduces).astype(np.float64), n, n_t)
+    reduction = case.reduction_kw(cell_p)
+    is_tso = np.array(
+        [(ins.root_issuer_role or ins.issuer_role) is Role.TSO for ins in case.instructions], dtype=np.bool_
+    )
     tso_cells = is_tso[case.cell_instr] if case.cell_instr.size else np.zeros(0, dtype=np.bool_)
     p_tso = net_power_kw(case.cell_der[tso_cells], case.cell_t[tso_cells], cell_p[tso_cells], n, n_t)
     live = case.energised[case.der_cp]
 
     conflicts: list[Conflict] = []
-    conflicts += _capability(case, index, p, tol_kw)
-    conflicts += _energy(case, index, p, nonzero, tol_kwh)
-    conflicts += _deenergised(case, index, p, nonzero)
-    conflicts += _der_envelope(case, index, p, p_tso, live, tol_kw)
-    conflicts += _cp_envelope(case, index, p, p_tso, nonzero, tol_kw)
+    conflicts += _capability(case, index, p, reduction, tol_kw)
+    conflicts += _energy(case, index, p, reduction, nonzero, tol_kwh)
+    conflicts += _deenergised(case, index, p, followed)
+    conflicts += _der_envelope(case, index, p, p_tso, reduction, live, tol_kw)
+    conflicts += _cp_envelope(case, index, p, p_tso, reduction, nonzero, tol_kw)
     conflicts += _double_counting(case)
     return tuple(conflicts)
 
 
-def _capability(case: ConflictCase, index: _CellIndex, p: FloatArray, tol_kw: float) -> list[Conflict]:
+def _capability(
+    case: ConflictCase, index: _CellIndex, p: FloatArray, reduction: FloatArray, tol_kw: float
+) -> list[Conflict]:
     hi = case.p_export_kw[:, None]
-    lo = -case.p_import_kw[:, None]
+    lo = -case.p_import_kw[:, None] - reduction
     excess = np.maximum(p - hi, 0.0) + np.maximum(lo - p, 0.0)
     rows, starts, ends = mask_runs(excess > tol_kw)
     out = []
@@ -137,7 +149,7 @@ def _capability(case: ConflictCase, index: _CellIndex, p: FloatArray, tol_kw: fl
         der = case.ders[d]
         instr = index.instructions([d], a, b)
         inst = p[d, a:b]
-        limit = np.where(inst > 0, der.p_export_kw, -der.p_import_kw)
+        limit = np.where(inst > 0, der.p_export_kw, lo[d, a:b])
         exc = excess[d, a:b]
         summary = (
             f"DER {der.der_id} is instructed {format_kw(float(inst[np.argmax(exc)]))} in total {_when(case, a, b)} "
@@ -173,11 +185,12 @@ def _capability(case: ConflictCase, index: _CellIndex, p: FloatArray, tol_kw: fl
 
 
 def _energy(
-    case: ConflictCase, index: _CellIndex, p: FloatArray, nonzero: FloatArray, tol_kwh: float
+    case: ConflictCase, index: _CellIndex, p: FloatArray, reduction: FloatArray, nonzero: FloatArray, tol_kwh: float
 ) -> list[Conflict]:
     rows = np.flatnonzero(case.has_storage & (nonzero.sum(axis=1) > 0))
     if rows.size == 0:
         return []
+    p = energy_power_kw(p, reduction)
     soe = soe_trajectory_kwh(
         p[rows], case.e_initial_kwh[rows], case.eta_charge[rows], case.eta_discharge[rows], case.grid.dt_h
     )
@@ -305,16 +318,23 @@ def _deenergised(case: ConflictCase, index: _CellIndex, p: FloatArray, nonzero: 
 
 
 def _der_envelope(
-    case: ConflictCase, index: _CellIndex, p: FloatArray, p_tso: FloatArray, live: np.ndarray, tol_kw: float
+    case: ConflictCase,
+    index: _CellIndex,
+    p: FloatArray,
+    p_tso: FloatArray,
+    reduction: FloatArray,
+    live: np.ndarray,
+    tol_kw: float,
 ) -> list[Conflict]:
-    excess = np.maximum(p - case.env_export_kw, 0.0) + np.maximum(-case.env_import_kw - p, 0.0)
+    env_lo = -case.env_import_kw - reduction
+    excess = np.maximum(p - case.env_export_kw, 0.0) + np.maximum(env_lo - p, 0.0)
     rows, starts, ends = mask_runs((excess > tol_kw) & live)
     out = []
     for d, a, b in zip(rows.tolist(), starts.tolist(), ends.tolist(), strict=True):
         der = case.ders[d]
         instr = index.instructions([d], a, b)
         inst = p[d, a:b]
-        limit = np.where(inst > 0, case.env_export_kw[d, a:b], -case.env_import_kw[d, a:b])
+        limit = np.where(inst > 0, case.env_export_kw[d, a:b], env_lo[d, a:b])
         exc = excess[d, a:b]
         summary = (
             f"DER {der.der_id} is instructed beyond its operating envelope {_when(case, a, b)} by {_who(case, instr)}: "
@@ -346,14 +366,23 @@ def _der_envelope(
 
 
 def _cp_envelope(
-    case: ConflictCase, index: _CellIndex, p: FloatArray, p_tso: FloatArray, nonzero: FloatArray, tol_kw: float
+    case: ConflictCase,
+    index: _CellIndex,
+    p: FloatArray,
+    p_tso: FloatArray,
+    reduction: FloatArray,
+    nonzero: FloatArray,
+    tol_kw: float,
 ) -> list[Conflict]:
     n_cp, n_t = case.n_cp, case.n_intervals
     cp_p = np.zeros((n_cp, n_t))
     np.add.at(cp_p, case.der_cp, p)
     cp_tso = np.zeros((n_cp, n_t))
     np.add.at(cp_tso, case.der_cp, p_tso)
-    excess = np.maximum(cp_p - case.cp_env_export_kw, 0.0) + np.maximum(-case.cp_env_import_kw - cp_p, 0.0)
+    cp_reduction = np.zeros((n_cp, n_t))
+    np.add.at(cp_reduction, case.der_cp, reduction)
+    cp_lo = -case.cp_env_import_kw - cp_reduction
+    excess = np.maximum(cp_p - case.cp_env_export_kw, 0.0) + np.maximum(cp_lo - cp_p, 0.0)
     rows, starts, ends = mask_runs((excess > tol_kw) & case.energised)
     members = _cp_members(case)
     out = []
@@ -362,7 +391,7 @@ def _cp_envelope(
         ders = [d for d in members[c] if nonzero[d, a:b].any()]
         instr = index.instructions(ders, a, b)
         inst = cp_p[c, a:b]
-        limit = np.where(inst > 0, case.cp_env_export_kw[c, a:b], -case.cp_env_import_kw[c, a:b])
+        limit = np.where(inst > 0, case.cp_env_export_kw[c, a:b], cp_lo[c, a:b])
         exc = excess[c, a:b]
         summary = (
             f"The DERs at connection point {cp_id} are instructed beyond its operating envelope {_when(case, a, b)} "

@@ -44,6 +44,19 @@ def net_power_kw(
     return total.astype(np.float64, copy=False).reshape(n_der, n_intervals)
 
 
+def energy_power_kw(p_kw: FloatArray, reduction_kw: FloatArray | float = 0.0) -> FloatArray:
+    """Return the power that moves stored energy when ``p_kw`` (the net of all instructions) includes reductions
+    of ``reduction_kw`` (magnitudes, ``ConflictInstruction.reduces_export``).
+
+    A reduction lowers discharge but never charges: with ``q = p + reduction`` the net of the other
+    instructions, the battery charges at ``q`` when ``q < 0`` and discharges ``max(p, 0)`` otherwise. Without
+    reductions this is ``p`` itself.
+    """
+    p = np.asarray(p_kw, dtype=np.float64)
+    q = p + reduction_kw
+    return np.where(q < 0, q, np.maximum(p, 0.0))
+
+
 def energy_delta_kwh(p_kw: FloatArray, eta_charge: FloatArray, eta_discharge: FloatArray, dt_h: float) -> FloatArray:
     """Return the change of stored energy ``f(p)`` per cell; ``eta_*`` broadcast against ``p_kw``."""
     return np.where(p_kw > 0, -p_kw * (dt_h / eta_discharge), -p_kw * (dt_h * eta_charge))

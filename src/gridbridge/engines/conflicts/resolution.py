@@ -22,6 +22,11 @@ Algorithm (``docs/conflicts.md`` has the worked examples):
 4. Cells only ever move towards 0 and never change sign. The result is checked again; a violation left
    over would be a defect and raises.
 
+A reduction (``ConflictInstruction.reduces_export``, a curtailment for a distribution constraint) is never
+changed: it only lowers export, the import side of every range widens by it, and stored energy follows
+``energy_power_kw`` (it lowers discharge, never charges), so it is feasible on its own and the other
+instructions settle around it.
+
 The rule of a conflict (``service_priority``, ``most_restrictive_limit``, ``amendment_request``) does not change
 the feasible set computed above; it decides how the outcome is communicated: as final, with the binding
 limit named, or as a provisional setpoint with an amendment request and a deadline to the lower-priority
@@ -64,6 +69,7 @@ from gridbridge.engines.conflicts.kernels import (
     FloatArray,
     IntArray,
     energy_delta_kwh,
+    energy_power_kw,
     net_power_kw,
     power_for_energy_delta_kw,
     segmented_sum_before,
@@ -183,6 +189,8 @@ class SweepInputs:
     eta_discharge: FloatArray
     dt_h: float
     fixed_net_kw: FloatArray
+    reduction_kw: FloatArray
+    """Reductions in force per DER and interval (magnitudes): fixed, part of ``fixed_net_kw``."""
 
 
 def settle_levels(
@@ -198,6 +206,7 @@ def settle_levels(
     storage = inputs.has_storage
     any_storage = bool(storage.any())
     eta_c, eta_d, dt_h = inputs.eta_charge, inputs.eta_discharge, inputs.dt_h
+    red = inputs.reduction_kw
     held = inputs.fixed_net_kw.copy()
     out = p.astype(np.float64).copy()
     for lev in np.unique(level).tolist():
@@ -207,7 +216,7 @@ def settle_levels(
         held_cp = np.zeros((n_cp, n_t))
         np.add.at(held_cp, inputs.der_cp, held)
         if any_storage:
-            cum = np.cumsum(energy_delta_kwh(held, eta_c[:, None], eta_d[:, None], dt_h), axis=1)
+            cum = np.cumsum(energy_delta_kwh(energy_power_kw(held, red), eta_c[:, None], eta_d[:, None], dt_h), axis=1)
             low_win = inputs.e_min_kwh[:, None] + cum - np.minimum.accumulate(cum[:, ::-1], axis=1)[:, ::-1]
             high_win = inputs.e_max_kwh[:, None] + cum - np.maximum.accumulate(cum[:, ::-1], axis=1)[:, ::-1]
             soe = inputs.e_initial_kwh.astype(np.float64).copy()
@@ -215,7 +224,7 @@ def settle_levels(
             a, b = int(bounds[step]), int(bounds[step + 1])
             if a == b:
                 if any_storage:
-                    soe = soe + energy_delta_kwh(held[:, step], eta_c, eta_d, dt_h)
+                    soe = soe + energy_delta_kwh(energy_power_kw(held[:, step], red[:, step]), eta_c, eta_d, dt_h)
                 continue
             sel = order[a:b]
             d = der[sel]
@@ -224,6 +233,10 @@ def settle_levels(
             if any_storage:
                 e_q_hi = power_for_energy_delta_kw(low_win[:, step] - soe, eta_c, eta_d, dt_h)
                 e_q_lo = power_for_energy_delta_kw(high_win[:, step] - soe, eta_c, eta_d, dt_h)
+                # in net power: a required charge, or any allowed charge, comes on top of the reductions
+                r = red[:, step]
+                e_q_hi = np.where(e_q_hi >= 0, e_q_hi, e_q_hi - r)
+                e_q_lo = np.where(e_q_lo <= 0, e_q_lo - r, e_q_lo)
                 q_lo = np.where(storage, np.maximum(q_lo, e_q_lo), q_lo)
                 q_hi = np.where(storage, np.minimum(q_hi, e_q_hi), q_hi)
             r_lo = np.minimum(q_lo - held[:, step], 0.0)
@@ -244,7 +257,7 @@ def settle_levels(
             out[sel] = pc
             if any_storage:
                 x = np.bincount(d, weights=pc, minlength=n)
-                soe = soe + energy_delta_kwh(held[:, step] + x, eta_c, eta_d, dt_h)
+                soe = soe + energy_delta_kwh(energy_power_kw(held[:, step] + x, red[:, step]), eta_c, eta_d, dt_h)
         held = held + net_power_kw(der[idx], t[idx], out[idx], n, n_t)
     return out
 
@@ -285,9 +298,10 @@ def _settle(case: ConflictCase, conflicts: Sequence[Conflict], level: IntArray, 
     power = [c for c in conflicts if c.kind in POWER_KINDS]
     if not power or cell_p.size == 0:
         return cell_p
-    # an instruction to a de-energised connection point cannot be followed, whatever the others net to
+    # an instruction to a de-energised connection point cannot be followed, whatever the others net to (a
+    # reduction there is moot and stays)
     if any(c.kind is ConflictKind.TIER_BYPASSING_DEENERGISED for c in power):
-        cell_p[~case.energised[case.der_cp[case.cell_der], case.cell_t]] = 0.0
+        cell_p[~case.energised[case.der_cp[case.cell_der], case.cell_t] & ~case.cell_reduces] = 0.0
     cp_index = {cp: k for k, cp in enumerate(case.cp_ids)}
     n_t = case.n_intervals
     in_cluster = np.zeros(case.n_cp, dtype=np.bool_)
@@ -310,7 +324,7 @@ def _settle(case: ConflictCase, conflicts: Sequence[Conflict], level: IntArray, 
     np.logical_or.at(whole, case.der_cp, active_storage)
     whole &= in_cluster
     cell_cp = case.der_cp[case.cell_der]
-    free = in_cluster[cell_cp] & (whole[cell_cp] | slice_mask[cell_cp, case.cell_t])
+    free = in_cluster[cell_cp] & (whole[cell_cp] | slice_mask[cell_cp, case.cell_t]) & ~case.cell_reduces
     if not free.any():
         return cell_p
 
@@ -318,8 +332,9 @@ def _settle(case: ConflictCase, conflicts: Sequence[Conflict], level: IntArray, 
     local = np.full(case.n_der, -1, dtype=np.int64)
     local[ders] = np.arange(ders.size)
     cps, local_cp = np.unique(case.der_cp[ders], return_inverse=True)
-    lo, hi = case.der_bounds_kw()
-    cp_lo, cp_hi = case.cp_bounds_kw()
+    reduction = case.reduction_kw(cell_p)
+    lo, hi = case.der_bounds_kw(reduction)
+    cp_lo, cp_hi = case.cp_bounds_kw(reduction)
     fixed = ~free & in_cluster[cell_cp]
     fixed_net = net_power_kw(local[case.cell_der[fixed]], case.cell_t[fixed], cell_p[fixed], ders.size, n_t)
     inputs = SweepInputs(
@@ -336,6 +351,7 @@ def _settle(case: ConflictCase, conflicts: Sequence[Conflict], level: IntArray, 
         eta_discharge=case.eta_discharge[ders],
         dt_h=case.grid.dt_h,
         fixed_net_kw=fixed_net,
+        reduction_kw=reduction[ders],
     )
     ins = case.cell_instr[free]
     cell_p[free] = settle_levels(
@@ -350,14 +366,15 @@ def feasibility_violations(
     """Return a description of every capability, envelope, outage or energy limit broken by ``cell_p_kw``."""
     n, n_t = case.n_der, case.n_intervals
     net = net_power_kw(case.cell_der, case.cell_t, cell_p_kw, n, n_t)
-    lo, hi = case.der_bounds_kw()
+    reduction = case.reduction_kw(cell_p_kw)
+    lo, hi = case.der_bounds_kw(reduction)
     problems = [
         f"DER {case.ders[d].der_id} interval {t}: {net[d, t]} kW outside [{lo[d, t]}, {hi[d, t]}]"
         for d, t in zip(*np.nonzero((net > hi + tol_kw) | (net < lo - tol_kw)), strict=True)
     ]
     cp_net = np.zeros((case.n_cp, n_t))
     np.add.at(cp_net, case.der_cp, net)
-    cp_lo, cp_hi = case.cp_bounds_kw()
+    cp_lo, cp_hi = case.cp_bounds_kw(reduction)
     problems += [
         f"connection point {case.cp_ids[c]} interval {t}: {cp_net[c, t]} kW outside [{cp_lo[c, t]}, {cp_hi[c, t]}]"
         for c, t in zip(*np.nonzero((cp_net > cp_hi + tol_kw) | (cp_net < cp_lo - tol_kw)), strict=True)
@@ -365,7 +382,11 @@ def feasibility_violations(
     rows = np.flatnonzero(case.has_storage)
     if rows.size:
         soe = soe_trajectory_kwh(
-            net[rows], case.e_initial_kwh[rows], case.eta_charge[rows], case.eta_discharge[rows], case.grid.dt_h
+            energy_power_kw(net[rows], reduction[rows]),
+            case.e_initial_kwh[rows],
+            case.eta_charge[rows],
+            case.eta_discharge[rows],
+            case.grid.dt_h,
         )
         bad = (soe < case.e_min_kwh[rows][:, None] - tol_kwh) | (soe > case.e_max_kwh[rows][:, None] + tol_kwh)
         problems += [
