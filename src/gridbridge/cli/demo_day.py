@@ -186,8 +186,9 @@ def _direct_offers(reg: _Registered, options: DayOptions, rng: random.Random) ->
             and d.p_export_kw > 0
             and route_for_der(model, d.capacity_kw, reg.thresholds_kw[name]) is not None
         ]
-        # one DER below an outage's open line (so that the DSO's check and the re-dispatch show), then DERs an
-        # aggregator represents: their offers join the aggregator's batch (fewer submissions)
+        # one DER below an outage's open line, offered at the low end of its price range (so that the outage's
+        # zero envelopes, the DSO's check and the re-dispatch show), then DERs an aggregator represents: their
+        # offers join the aggregator's batch (fewer submissions)
         dark = [d for d in candidates if d.connection_point_id in reg.dark_points]
         picked = [rng.choice(dark)] if dark and options.direct_per_interface else []
         represented = [d for d in candidates if d.representative_id is not None and d not in picked]
@@ -195,11 +196,14 @@ def _direct_offers(reg: _Registered, options: DayOptions, rng: random.Random) ->
         picked += rng.sample(pool, min(options.direct_per_interface - len(picked), len(pool)))
         for der in picked:
             low, high = PRICES_CAD_PER_MWH[der.technology]
+            price = rng.uniform(low, high)
+            if der.connection_point_id in reg.dark_points:
+                price = low  # the cheapest of its kind, so that the clearing picks it and the outage shows
             offers.append(
                 {
                     "resource": der.name,
                     "party": party_of[der.representative_id or der.owner_id],
-                    "segments": [[round(rng.uniform(low, high), 2), round(der.p_export_kw * OFFERED_SHARE, 3)]],
+                    "segments": [[round(price, 2), round(der.p_export_kw * OFFERED_SHARE, 3)]],
                     "profile": PV_PROFILE if der.technology is Technology.PV else None,
                 }
             )

@@ -83,7 +83,8 @@ def test_demo_day_prints_key_figures_and_writes_plots_and_report(small_province:
     dark = set(outage["de_energised_ders"])
     assert dark
     cut = [c for c in report["curtailments"] if c["interface"] == "Sudbury North TS"]
-    assert all("de-energised" in c["reason"] for c in cut)
+    assert {c["der"] for c in cut} <= dark
+    assert all("de-energised" in c["reason"] and c["interval_start"] >= outage["starts_at"] for c in cut)
     reasons = [c["reason"] for c in report["curtailments"]] + [r["code"] for r in report["offer_rejections"]]
     assert not [r for r in reasons if "suspended" in r]
     during = [
