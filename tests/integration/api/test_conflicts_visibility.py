@@ -15,15 +15,14 @@
 from __future__ import annotations
 
 import json
-import sys
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 from api_province import client_for
 from fastapi.testclient import TestClient
 
+from conflict_scenarios import NOON_EST, competitors_at_one_point
 from gridbridge.domain.der import ReviewDecision, Technology
 from gridbridge.domain.market import ResourceKind
 from gridbridge.domain.offers import Product
@@ -33,10 +32,6 @@ from gridbridge.services.context import Context
 from market_province import item, rt_interval
 from registry_province import Province, build_province, enrol, spec
 
-sys.path.insert(0, str(Path(__file__).parents[1] / "services"))
-from conflict_helpers import publish_envelope, tso_dispatch
-
-NOON_EST = datetime(2026, 5, 5, 17, 0, tzinfo=UTC)
 ROLES = ("tso", "ldc_a", "ldc_b", "agg_1", "agg_2", "owner_1", "owner_2", "regulator")
 Json = dict[str, Any]
 
@@ -81,11 +76,7 @@ def _absent(view: Json, *ids: str) -> None:
 
 def test_competitors_at_one_connection_point_see_only_their_own(database_url: str) -> None:
     p = build_province(database_url)
-    # x: owner_2's 60 kW PV, filed by agg_2, at the connection point of owner_1's a1
-    _file_approved(p, "agg_2", "x", "tdi_a", 0, "owner_2", "ldc_a", export_kw=60.0)
-    publish_envelope(p, "a1", NOON_EST, NOON_EST + timedelta(hours=1), 50.0, "thermal:line")
-    on_a1 = tso_dispatch(p, "a1", NOON_EST, NOON_EST + timedelta(hours=1), 40.0)
-    on_x = tso_dispatch(p, "x", NOON_EST, NOON_EST + timedelta(hours=1), 40.0)
+    on_a1, on_x = competitors_at_one_point(p)
     a1, x = p.ders["a1"], p.ders["x"]
     client = client_for(p)
 

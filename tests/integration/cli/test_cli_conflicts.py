@@ -4,13 +4,13 @@ fixed clock."""
 from __future__ import annotations
 
 import json
-import sys
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
+from conflict_scenarios import NOON_EST, competitors_at_one_point
 from gridbridge.cli import conflicts as conflicts_cli
 from gridbridge.cli import settlement as settlement_cli
 from gridbridge.cli.main import app
@@ -24,11 +24,7 @@ from gridbridge.services.ports import Page
 from market_province import item, rt_interval
 from registry_province import Province, build_province, enrol, spec
 
-sys.path.insert(0, str(Path(__file__).parents[1] / "services"))
-from conflict_helpers import publish_envelope, tso_dispatch
-
 runner = CliRunner()
-NOON_EST = datetime(2026, 5, 5, 17, 0, tzinfo=UTC)
 
 
 def _invoke(*args: str) -> tuple[int, str]:
@@ -165,23 +161,8 @@ def test_list_and_show_as_a_user_give_the_api_views(tmp_path: Path, monkeypatch:
     """Two competitors' DERs at one connection point (a1: owner_1; x: owner_2 via agg_2), dispatched by the TSO
     beyond the point's envelope: ``--as`` shows each user what the API shows it, ``--der`` matches any DER."""
     p = _platform(tmp_path, monkeypatch)
-
-    def file(ctx: Context) -> str:
-        return ders.request_interconnection(
-            ctx, spec("der-x", 60.0), p.points["tdi_a"][0], owner_id=p.ids["owner_2"]
-        ).id
-
-    x = p.ders["x"] = p.run("agg_2", file)
-
-    def approve(ctx: Context) -> None:
-        ders.start_review(ctx, x)
-        ders.decide_review(ctx, x, ReviewDecision.APPROVED, "ok")
-        ders.commission(ctx, x)
-
-    p.run("ldc_a", approve)
-    publish_envelope(p, "a1", NOON_EST, NOON_EST + timedelta(hours=1), 50.0, "thermal:line")
-    tso_dispatch(p, "a1", NOON_EST, NOON_EST + timedelta(hours=1), 40.0)
-    tso_dispatch(p, "x", NOON_EST, NOON_EST + timedelta(hours=1), 40.0)
+    competitors_at_one_point(p)
+    x = p.ders["x"]
     a1 = p.ders["a1"]
 
     (cid,) = p.run("regulator", lambda ctx: [s.id for s in conflicts.list_conflicts(ctx, Page())])
