@@ -8,6 +8,7 @@ from enum import StrEnum
 
 from gridbridge.domain.errors import ValidationFailed, register_code
 from gridbridge.domain.lifecycle import DerAction, DerStatus, next_status
+from gridbridge.domain.offers import Product
 from gridbridge.domain.validation import require_name, require_non_negative, require_positive
 
 STORAGE_NEEDS_ENERGY = register_code("der.storage_needs_energy", 422, "A storage DER needs a positive e_kwh")
@@ -115,6 +116,9 @@ class Der:
     export_limit_kw: float | None = None
     import_limit_kw: float | None = None
     market_participating: bool = False
+    market_products: frozenset[Product] = frozenset()
+    """The wholesale products the DER is registered for when it offers on its own (set on commissioning to what its
+    technology can provide; changed by its owner or representative)."""
     updated_at: datetime | None = None
     reviews: list[DerReview] = field(default_factory=list)
 
@@ -159,6 +163,7 @@ class Der:
             "export_limit_kw": self.export_limit_kw,
             "import_limit_kw": self.import_limit_kw,
             "market_participating": self.market_participating,
+            "market_products": sorted(p.value for p in self.market_products),
         }
 
 

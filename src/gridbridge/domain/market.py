@@ -16,7 +16,7 @@ An instruction split to smaller resources keeps the id of its parent on every ch
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
@@ -24,6 +24,7 @@ from enum import StrEnum
 from types import MappingProxyType
 
 from gridbridge.domain.coordination import CoordinationModel, TsoDerVisibility
+from gridbridge.domain.der import Technology
 from gridbridge.domain.errors import ConflictError, ValidationFailed, register_code
 from gridbridge.domain.offers import Market, OfferSegment, Product, Side
 from gridbridge.domain.roles import Service
@@ -113,6 +114,46 @@ class Route(StrEnum):
 
     TSO = "tso"
     DSO = "dso"
+
+
+PRODUCT_NOT_CAPABLE = register_code(
+    "der.product_not_capable",
+    422,
+    "The DER's technology cannot provide this market product (operating reserve needs a dispatchable technology)",
+)
+
+DISPATCHABLE_TECHNOLOGIES = frozenset(
+    {Technology.STORAGE, Technology.CHP, Technology.DEMAND_RESPONSE, Technology.EV_CHARGING}
+)
+"""Technologies that can hold operating reserve: raise output (storage, CHP) or cut load (demand response, EV
+charging) within the interval on instruction. PV follows the sun and ``other`` is not known to be dispatchable:
+they sell energy only (white paper footnote 80: "Only dispatchable DERs/DERAs would receive IESO dispatch
+instructions"; reserve is held for such an instruction)."""
+
+
+def capable_products(technology: Technology) -> frozenset[Product]:
+    """The market products a DER of ``technology`` can provide: energy always, operating reserve only for a
+    dispatchable technology (``DISPATCHABLE_TECHNOLOGIES``). A DER is registered for these on commissioning."""
+    if technology in DISPATCHABLE_TECHNOLOGIES:
+        return frozenset({Product.ENERGY, Product.OPERATING_RESERVE})
+    return frozenset({Product.ENERGY})
+
+
+def validate_market_products(technology: Technology, products: Iterable[Product]) -> frozenset[Product]:
+    """The products a DER registers for, each one its technology can provide; raises
+    ``der.product_not_capable`` (naming the product) otherwise. An empty set withdraws the DER from offering on
+    its own."""
+    chosen = frozenset(products)
+    capable = capable_products(technology)
+    for product in sorted(chosen - capable):
+        raise ValidationFailed(
+            f"a {technology.value} DER cannot provide {product.value}; it can register for "
+            f"{', '.join(sorted(p.value for p in capable))}",
+            field="products",
+            code=PRODUCT_NOT_CAPABLE,
+            details={"product": product.value, "capable_products": sorted(p.value for p in capable)},
+        )
+    return chosen
 
 
 SERVICE_OF: Mapping[Product, Service] = MappingProxyType(
@@ -328,11 +369,12 @@ def route_for_aggregation(
 
 @dataclass(frozen=True)
 class InterfaceForecast:
-    """The TSO's net-load forecast inputs at one interface for one interval: load and the output of DERs that
-    are not in the market (kW, positive as consumption and injection respectively)."""
+    """The TSO's load forecast at one interface for one interval (kW, positive as consumption): the load under
+    the interface, net of the output of DERs the platform does not schedule. An interface the TSO gives no
+    forecast for has no known load. The scheduled DER injection is not an input: the clearing derives it from the
+    instructions in force (``InterfaceResult.der_schedule_kw``)."""
 
-    load_kw: float = 0.0
-    der_schedule_kw: float = 0.0
+    load_kw: float
 
 
 @dataclass(frozen=True)
@@ -343,11 +385,17 @@ class InterfaceResult:
     model: str
     import_limit_kw: float
     export_limit_kw: float
-    load_kw: float
+    load_kw: float | None
+    """The TSO's load forecast; ``None`` where it gave none (the net flow is then partial)."""
     der_schedule_kw: float
+    """Injection already scheduled for the interval by instructions in force from outside this run (day-ahead
+    schedules in a real-time run, DSO distribution-service dispatches, TSO load curtailments), for resources this
+    run does not clear again."""
     injection_kw: float
     net_flow_kw: float
-    """``load - DER schedules - dispatched injection``: positive is import from transmission."""
+    """``load - DER schedules - dispatched injection``: positive is import from transmission. Without a load
+    forecast it is the partial flow ``-(DER schedules + dispatched injection)``, which claims nothing about the
+    direction of the flow (``net_flow_known`` is False)."""
     energy_price_cad_per_mwh: Decimal | None
     reserve_price_cad_per_mwh: Decimal | None
     congestion_cad_per_mwh: Decimal | None
@@ -356,9 +404,15 @@ class InterfaceResult:
     redispatched_kw: float
 
     @property
+    def net_flow_known(self) -> bool:
+        """True when the TSO gave a load forecast, so the net flow is a forecast of the whole interface."""
+        return self.load_kw is not None
+
+    @property
     def reverse_flow(self) -> bool:
-        """True when distribution exports to transmission."""
-        return self.net_flow_kw < 0
+        """True when the forecast has distribution export to transmission (never claimed without a load
+        forecast)."""
+        return self.net_flow_known and self.net_flow_kw < 0
 
 
 @dataclass(frozen=True)
@@ -385,9 +439,11 @@ class ResourceResult:
 
 @dataclass(frozen=True)
 class Curtailment:
-    """A DER's dispatch cut by the distribution check, with the written reason (the binding limit)."""
+    """A resource's dispatch at one interface cut by the distribution check, with the written reason (the binding
+    limit). A DER's or a DSO virtual resource's is wholly at its interface; a multi-interface aggregation has one
+    per interface, each its distribution-factor share of the dispatch and of what it may deliver."""
 
-    der_id: str
+    resource_id: str
     tdi_id: str
     dispatched_kw: float
     allowed_kw: float
@@ -395,6 +451,12 @@ class Curtailment:
     checked_by: str
     """The role the model record names as distribution limit checker."""
     reason: str
+    resource_kind: ResourceKind = ResourceKind.DER
+
+    @property
+    def der_id(self) -> str | None:
+        """The DER curtailed (None for an aggregation or a DSO's virtual resource)."""
+        return self.resource_id if self.resource_kind is ResourceKind.DER else None
 
 
 @dataclass(frozen=True)
@@ -633,6 +695,9 @@ class NotificationKind(StrEnum):
     """An instruction the recipient did not answer before its deadline, escalated to its issuer."""
     CONFLICT_RESOLVED = "conflict_resolved"
     """A conflict touching one of the party's instructions or commitments was resolved: outcome and reason."""
+    SPLIT_SHORTFALL = "split_shortfall"
+    """A split left part of an instruction undelivered (its resources cannot take it under the envelopes in force
+    when it is split): to the instruction's issuer and the TSO that issued the instruction it comes from."""
 
 
 @dataclass(frozen=True)

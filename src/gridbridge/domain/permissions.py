@@ -48,6 +48,7 @@ class Action(StrEnum):
     DER_REVIEW = "der.review"
     DER_OPERATE = "der.operate"
     DER_RETIRE = "der.retire"
+    DER_MARKET_PRODUCTS = "der.market_products"
     AGGREGATION_CREATE = "aggregation.create"
     AGGREGATION_MEMBERSHIP = "aggregation.membership"
     MEMBER_REVIEW = "aggregation.member_review"
@@ -80,6 +81,7 @@ ACTION_ROLES: Mapping[Action, frozenset[Role]] = MappingProxyType(
         Action.DER_REVIEW: frozenset({_D}),
         Action.DER_OPERATE: frozenset({_D}),
         Action.DER_RETIRE: frozenset({_O, _A, _D}),
+        Action.DER_MARKET_PRODUCTS: frozenset({_O, _A, _D}),
         Action.AGGREGATION_CREATE: frozenset({_A, _D}),
         Action.AGGREGATION_MEMBERSHIP: frozenset({_A, _D}),
         Action.MEMBER_REVIEW: frozenset({_D}),

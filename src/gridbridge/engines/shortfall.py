@@ -26,7 +26,7 @@ from gridbridge.domain.errors import ValidationFailed, register_code
 from gridbridge.engines.clearing.aggregate import aggregate_curves
 from gridbridge.engines.clearing.curves import CurveSet, concat_curves, merit_order
 from gridbridge.engines.clearing.lp import clear_lp
-from gridbridge.engines.clearing.problem import ClearingProblem, ClearingResult
+from gridbridge.engines.clearing.problem import ClearingProblem, ClearingResult, DistributionFactors
 from gridbridge.engines.clearing.types import FloatArray, IntArray, sum_by
 from gridbridge.engines.disaggregation import split_merit_order
 
@@ -149,6 +149,7 @@ def redispatch_shortfall(
     first: ClearingResult | None = None,
     max_rounds: int = 10,
     order: IntArray | None = None,
+    member_factors: DistributionFactors | None = None,
 ) -> Redispatch:
     """Run the check / re-dispatch loop until every checked DER is within its limit (or ``max_rounds``).
 
@@ -157,6 +158,11 @@ def redispatch_shortfall(
     (``inf``: unchecked). ``first`` may pass a clearing of ``problem`` already done; ``order`` a merit order of
     the DER segments grouped by resource (``merit_order``; any grouping that sorts the same resources in the
     same ascending order, with other DERs anywhere, will do).
+
+    A checked "DER" may be a whole resource spread over several interfaces (an aggregation modelled through
+    its distribution factors): ``member_factors`` then maps each checked entry (its ``resource`` index is the
+    entry's position in ``der_curves``) to its interfaces, and the shortfall and re-dispatch of an entry are
+    reported per interface by those factors instead of wholly at ``der_interface``.
     """
     n_ders = der_curves.n_curves
     res = np.asarray(der_resource, dtype=np.int64)
@@ -188,12 +194,15 @@ def redispatch_shortfall(
         p = member_dispatch(result, der_curves, res, caps, order)
         rounds += 1
 
+    spread = member_factors if member_factors is not None else DistributionFactors.single(iface)
+    inside = res >= 0
+    kept = inside[spread.resource]
+    m_entry, m_iface, m_factor = spread.resource[kept], spread.interface[kept], spread.factor[kept]
     lost = np.maximum(first_p - caps, 0.0)
-    shortfall = sum_by(iface[res >= 0], lost[res >= 0], n_if)
+    shortfall = sum_by(m_iface, m_factor * lost[m_entry], n_if)
     # Made good by: DERs that are members (DER-level increases) and other resources (via their factors).
     up_der = np.maximum(p - first_p, 0.0)
-    inside = res >= 0
-    redispatched = sum_by(iface[inside], up_der[inside], n_if)
+    redispatched = sum_by(m_iface, m_factor * up_der[m_entry], n_if)
     has_members = np.bincount(res[inside], minlength=problem.n_resources) > 0
     up_res = np.where(has_members, 0.0, np.maximum(result.p_kw - first_result.p_kw, 0.0))
     df = problem.distribution_factors

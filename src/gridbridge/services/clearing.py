@@ -8,19 +8,22 @@ nested, else the LP with HiGHS; prices per interface from the duals, ties broken
 
 What happens at each interface is read from its coordination-model record, never from the model's name:
 
-* ``tso_applies_der_envelopes`` (Total TSO): each direct DER's envelope in force is a constraint of the
-  clearing itself (its curve is cut to it);
-* otherwise the record's ``distribution_limit_checker`` (the DSO) checks every direct DER's dispatch against
-  the envelope in force (0 for a DER that is suspended or out of service); what a DER may not deliver is
-  curtailed with a written reason, handed back to the TSO as a shortfall, and the TSO re-dispatches other
-  resources until no DER is beyond its limit (``engines.shortfall.redispatch_shortfall``);
-* DSO virtual resources and aggregations were cut to their members' envelopes when their offers were made.
+* ``tso_applies_der_envelopes`` (Total TSO): each direct DER's envelope in force (an aggregation's members'
+  envelopes, through its distribution factors) is a constraint of the clearing itself (its curve is cut to it);
+* otherwise the record's ``distribution_limit_checker`` (the DSO) checks every direct DER's, aggregation's and
+  DSO virtual resource's dispatch against what it may deliver under the envelopes in force (0 for a DER that is
+  suspended or out of service; an aggregation per interface through its distribution factors; a virtual
+  resource by the resources behind its member offers); what a resource may not deliver is curtailed with a
+  written reason, handed back to the TSO as a shortfall per interface, and the TSO re-dispatches other resources
+  until none is beyond its limit (``engines.shortfall.redispatch_shortfall``).
 
 The run is stored with its inputs digest, prices as ``Decimal`` (CAD/MWh, to the cent), every resource's
 dispatch and every curtailment. The net-flow forecast per interface is ``load - DER schedules - dispatched
-injection`` (the TSO's forecast inputs, item 6); where it is negative (distribution exporting to
-transmission, beyond the ``reverse_flow_threshold_kw`` setting) every TSO participant gets a stored
-notification.
+injection``: the TSO's load forecast, the injection scheduled by instructions in force from outside the run
+(``_scheduled_kw``: day-ahead schedules in a real-time run, distribution-service dispatches, TSO load
+curtailments), and the run's dispatch. Where the TSO gives no load forecast the flow is partial and no reverse
+flow is claimed; where the known flow is negative (distribution exporting to transmission, beyond the
+``reverse_flow_threshold_kw`` setting) every TSO participant gets a stored notification.
 """
 
 from __future__ import annotations
@@ -44,6 +47,8 @@ from gridbridge.domain.market import (
     GATE_OPEN,
     ClearingRun,
     Curtailment,
+    Instruction,
+    InstructionProduct,
     InterfaceForecast,
     InterfaceResult,
     MarketScope,
@@ -72,7 +77,14 @@ from gridbridge.engines.netflow import detect_reverse_flow, net_load_forecast
 from gridbridge.engines.shortfall import redispatch_shortfall
 from gridbridge.services.context import Context
 from gridbridge.services.market_ports import DerLimits
-from gridbridge.services.offers import curves_of, der_offer_limit, market_scope
+from gridbridge.services.offers import (
+    aggregation_members_at,
+    curves_of,
+    der_capability_kw,
+    der_offer_limit,
+    market_scope,
+    member_available_kw,
+)
 from gridbridge.services.ports import Page
 
 _TOL_KW = 1e-6
@@ -104,17 +116,39 @@ class _Resource:
     capacity_kw: float = math.inf
 
 
+@dataclass(frozen=True)
+class _Deliverable:
+    """What a resource may deliver under the envelopes in force at the interval (kW), and why."""
+
+    total_kw: float
+    """In all: at each interface at most what its members there may deliver, through its distribution factors."""
+    by_tdi: dict[str, float]
+    """What its members (or, for a DER, the DER itself) at each interface may deliver."""
+    binding: dict[str, str]
+    """Per interface, what binds there (a DER's binding limit, or the members cut by theirs)."""
+
+
+@dataclass
+class _Check:
+    """A resource whose energy dispatch the interface's distribution limit checker checks."""
+
+    position: int
+    deliverable: _Deliverable
+
+
 @dataclass
 class _Market:
     interfaces: list[_Interface]
     resources: list[_Resource]
     problem: ClearingProblem
-    checked: list[int]
-    """Resources (direct DERs) whose dispatch the distribution limit checker checks."""
-    allowed_kw: list[float]
+    checks: list[_Check]
+    """Resources (direct DERs, aggregations, DSO virtual resources) whose dispatch is checked after clearing."""
     limits: dict[str, DerLimits]
     load_kw: np.ndarray
+    """The TSO's load forecast per interface (0 where it gave none)."""
     schedule_kw: np.ndarray
+    load_known: np.ndarray
+    """Per interface: whether the TSO gave a load forecast."""
 
 
 def _interfaces_in_force(ctx: Context, when: datetime) -> list[_Interface]:
@@ -158,12 +192,6 @@ def _resources(ctx: Context, offers: list[StoredOffer], when: datetime) -> list[
     return out
 
 
-def _der(resource: _Resource) -> Der:
-    if resource.der is None:
-        raise RuntimeError(f"resource {resource.resource_id} is not a DER")
-    return resource.der
-
-
 def kind_is_der(resource: _Resource) -> bool:
     """True for a DER offering on its own."""
     return resource.kind is ResourceKind.DER
@@ -187,19 +215,16 @@ def _build(
     resources = [r for r in _resources(ctx, offers, interval_start) if r.factors and set(r.factors) <= set(index)]
     der_ids = [r.resource_id for r in resources if r.der is not None]
     limits = ctx.uow.market.envelopes.der_limits(der_ids, interval_start, interval_end)
-    checked: list[int] = []
-    allowed: list[float] = []
+    checks: list[_Check] = []
     for n, r in enumerate(resources):
-        if r.der is None:
+        deliverable = _deliverable(ctx, r, limits, interval_start, interval_end)
+        if deliverable is None:
             continue
-        model = interfaces[index[r.der.tdi_id]].model
-        envelope, _ = der_offer_limit(r.der, limits.get(r.der.id), r.side)
-        if model.tso_applies_der_envelopes:
-            r.cap_kw = envelope
+        if all(interfaces[index[t]].model.tso_applies_der_envelopes for t in r.factors):
+            r.cap_kw = deliverable.total_kw
         elif r.side is Side.OFFER and r.energy is not None:
-            checked.append(n)
-            allowed.append(envelope)
-        if r.side is Side.OFFER and r.reserve is not None and r.energy is not None:
+            checks.append(_Check(n, deliverable))
+        if r.der is not None and r.side is Side.OFFER and r.reserve is not None and r.energy is not None:
             r.capacity_kw = min(r.cap_kw, r.der.p_export_kw if r.der.p_export_kw > 0 else r.der.p_import_kw)
     n_res = len(resources)
     empty: list[StoredOffer] = []
@@ -221,10 +246,11 @@ def _build(
             df_res.append(n)
             df_if.append(index[tdi_id])
             df_f.append(factor)
-    load = np.array([forecasts.get(f.tdi.id, InterfaceForecast()).load_kw for f in interfaces], dtype=np.float64)
-    schedule = np.array(
-        [forecasts.get(f.tdi.id, InterfaceForecast()).der_schedule_kw for f in interfaces], dtype=np.float64
-    )
+    known = np.array([f.tdi.id in forecasts for f in interfaces], dtype=bool)
+    load = np.array([forecasts[f.tdi.id].load_kw if k else 0.0 for f, k in zip(interfaces, known, strict=True)])
+    schedule = _scheduled_kw(ctx, interfaces, resources, interval_start, interval_end)
+    # without a load forecast the interface limits are applied as if its load were 0 (its export limit binds
+    # the injection then, where real load would let more flow in)
     inj_min, inj_max = interface_injection_bounds(
         load - schedule,
         np.array([f.tdi.import_limit_kw for f in interfaces], dtype=np.float64),
@@ -244,7 +270,96 @@ def _build(
         is_bid=np.array([r.side is Side.BID for r in resources], dtype=bool),
         shortage_price_cad_per_mwh=ctx.settings.market.shortage_price_cad_per_mwh,
     )
-    return _Market(interfaces, resources, problem, checked, allowed, limits, load, schedule)
+    return _Market(interfaces, resources, problem, checks, limits, load, schedule, known)
+
+
+def _scheduled_kw(
+    ctx: Context,
+    interfaces: list[_Interface],
+    resources: list[_Resource],
+    interval_start: datetime,
+    interval_end: datetime,
+) -> np.ndarray:
+    """Per interface, the injection (kW) already scheduled for the interval by instructions in force from outside
+    this run: day-ahead schedules (for a real-time run), DSO distribution-service dispatches, TSO load curtailments
+    (a load cut counts as injection), each weighted by its overlap with the interval and put at its interface (an
+    aggregation's through its distribution factors). A resource this run clears again is left out: its new
+    dispatch supersedes its schedule. Interfaces' own net schedules are targets, not injection, and are left out
+    too; rejected and cancelled instructions are not in force, escalated ones still are."""
+    index = {f.tdi.id: k for k, f in enumerate(interfaces)}
+    in_run = {(r.kind, r.resource_id) for r in resources}
+    length = (interval_end - interval_start).total_seconds()
+    out = np.zeros(len(interfaces), dtype=np.float64)
+    for i in ctx.uow.market.instructions.in_force(interval_start, interval_end):
+        if (i.resource_kind, i.resource_id) in in_run:
+            continue
+        if i.resource_kind is ResourceKind.INTERFACE and i.product is not InstructionProduct.LOAD_CURTAILMENT:
+            continue
+        overlap = (min(interval_end, i.interval_end) - max(interval_start, i.interval_start)).total_seconds() / length
+        factors = {i.tdi_id: 1.0} if i.tdi_id is not None else _factors_of(ctx, i)
+        for tdi_id, factor in factors.items():
+            if tdi_id in index:
+                out[index[tdi_id]] += i.p_kw * factor * overlap
+    return out
+
+
+def _factors_of(ctx: Context, instruction: Instruction) -> dict[str, float]:
+    """The distribution factors of a multi-interface aggregation's instruction (none for anything else)."""
+    if instruction.resource_kind is not ResourceKind.AGGREGATION:
+        return {}
+    aggregation = ctx.uow.aggregations.get(instruction.resource_id)
+    return aggregation.distribution_factors() if aggregation is not None else {}
+
+
+def _deliverable(
+    ctx: Context, r: _Resource, limits: Mapping[str, DerLimits], interval_start: datetime, interval_end: datetime
+) -> _Deliverable | None:
+    """What the resource may deliver under the envelopes in force (None: nothing to check, e.g. a missing one).
+
+    A DER: its envelope (0 when suspended or out of service). An aggregation: at each interface, the sum of its
+    approved members' envelopes there; through its distribution factors it may deliver at most the smallest
+    ``members' envelopes / factor`` over its interfaces. A DSO's virtual resource: the sum of what the resources
+    behind its member offers may deliver now (``member_available_kw``), whatever was known when it was built.
+    """
+    if r.der is not None:
+        envelope, binding = der_offer_limit(r.der, limits.get(r.der.id), r.side)
+        return _Deliverable(envelope, {r.der.tdi_id: envelope}, {r.der.tdi_id: binding})
+    if r.kind is ResourceKind.AGGREGATION:
+        aggregation = ctx.uow.aggregations.get(r.resource_id)
+        if aggregation is None:
+            return None
+        members = [d for d in (ctx.uow.ders.get(i) for i in aggregation_members_at(aggregation, interval_start)) if d]
+        member_limits = ctx.uow.market.envelopes.der_limits([d.id for d in members], interval_start, interval_end)
+        by_tdi = dict.fromkeys(r.factors, 0.0)
+        cut: dict[str, list[str]] = defaultdict(list)
+        for der in members:
+            if der.tdi_id not in by_tdi:
+                continue
+            envelope, binding = der_offer_limit(der, member_limits.get(der.id), r.side)
+            by_tdi[der.tdi_id] += envelope
+            if envelope < der_capability_kw(der, r.side) - _TOL_KW:
+                cut[der.tdi_id].append(f"der/{der.id} ({binding})")
+        total = min(by_tdi[t] / f for t, f in r.factors.items() if f > 0)
+        return _Deliverable(total, by_tdi, {t: _members_binding(cut[t]) for t in by_tdi})
+    if r.kind is ResourceKind.DSO_VIRTUAL and r.energy is not None:
+        sources = ctx.uow.market.offers.get_many(list(r.energy.source_offer_ids))
+        cut_members: list[str] = []
+        total = 0.0
+        for source in sources:
+            available = member_available_kw(ctx, source, interval_end)
+            total += available
+            if available < float(source.total_kw()) - _TOL_KW:
+                cut_members.append(f"{source.resource_kind.value}/{source.resource_id}")
+        return _Deliverable(total, {r.resource_id: total}, {r.resource_id: _members_binding(cut_members)})
+    return None
+
+
+def _members_binding(cut: list[str], shown: int = 3) -> str:
+    """The members cut by their limits, the first ``shown`` named."""
+    if not cut:
+        return "no member cut"
+    more = f" and {len(cut) - shown} more" if len(cut) > shown else ""
+    return f"members cut: {', '.join(cut[:shown])}{more}"
 
 
 def _spread(curves: CurveSet, positions: list[int], n: int) -> CurveSet:
@@ -269,11 +384,21 @@ def _digest(
         "energy_requirement_kw": energy_requirement_kw,
         "reserve_requirement_kw": reserve_requirement_kw,
         "interfaces": [
-            [f.tdi.id, f.model.name.value, f.tdi.import_limit_kw, f.tdi.export_limit_kw, load, sched]
-            for f, load, sched in zip(built.interfaces, built.load_kw.tolist(), built.schedule_kw.tolist(), strict=True)
+            [f.tdi.id, f.model.name.value, f.tdi.import_limit_kw, f.tdi.export_limit_kw, load if known else None, sched]
+            for f, load, sched, known in zip(
+                built.interfaces,
+                built.load_kw.tolist(),
+                built.schedule_kw.tolist(),
+                built.load_known.tolist(),
+                strict=True,
+            )
         ],
         "offers": sorted([o.id, o.revision] for r in built.resources for o in (r.energy, r.reserve) if o is not None),
         "limits": sorted([d.der_id, d.export_kw, d.import_kw] for d in built.limits.values()),
+        "deliverable": [
+            [built.resources[c.position].kind.value, built.resources[c.position].resource_id, c.deliverable.total_kw]
+            for c in built.checks
+        ],
     }
     return hashlib.sha256(canonical(inputs).encode()).hexdigest()
 
@@ -294,10 +419,11 @@ def clear_interval(
     """Clear one interval of ``market`` for the TSO's requirement, check the dispatch, store the run.
 
     Only after the interval's gate closure (``clearing.gate_open`` before), once per market interval
-    (``clearing.already_cleared``). ``forecasts`` gives the TSO's load and non-market DER output per interface
-    (missing interfaces: 0). An unmet requirement is left short at the ``shortage_price_cad_per_mwh`` setting
-    (reported as ``energy_shortage_kw`` / ``reserve_shortage_kw``). Returns the stored run; reverse flow at
-    an interface is notified to every TSO participant.
+    (``clearing.already_cleared``). ``forecasts`` gives the TSO's load forecast per interface (an interface
+    without one has no known load: its net flow is partial and never reported as reverse flow). An unmet
+    requirement is left short at the ``shortage_price_cad_per_mwh`` setting (reported as ``energy_shortage_kw``
+    / ``reserve_shortage_kw``). Returns the stored run; reverse flow at an interface is notified to every TSO
+    participant.
     """
     require_action(ctx.caller, Action.CLEARING_RUN)
     require_interval_start(interval_start, market)
@@ -306,9 +432,8 @@ def clear_interval(
     require_non_negative(reserve_requirement_kw, "reserve_requirement_kw")
     forecasts = dict(forecasts or {})
     for tdi_id, forecast in forecasts.items():
-        for name in ("load_kw", "der_schedule_kw"):
-            if not math.isfinite(getattr(forecast, name)):
-                raise ValidationFailed(f"forecasts.{tdi_id}.{name} must be finite", field=f"forecasts.{name}")
+        if not math.isfinite(forecast.load_kw):
+            raise ValidationFailed(f"forecasts.{tdi_id}.load_kw must be finite", field="forecasts.load_kw")
     settings = ctx.settings.market
     rules = settings.rules(market)
     now = ctx.clock.now()
@@ -338,43 +463,38 @@ def clear_interval(
     curtailments: list[Curtailment] = []
     final: ClearingResult = first
     rounds = 0
-    if built.checked:
-        checked = np.array(built.checked, dtype=np.int64)
+    if built.checks:
         index = {f.tdi.id: k for k, f in enumerate(built.interfaces)}
-        der_iface = np.array([index[_der(built.resources[n]).tdi_id] for n in built.checked], dtype=np.int64)
+        positions = np.array([c.position for c in built.checks], dtype=np.int64)
+        spread = [
+            (j, index[t], f)
+            for j, c in enumerate(built.checks)
+            for t, f in sorted(built.resources[c.position].factors.items())
+        ]
         loop = redispatch_shortfall(
             problem,
-            problem.energy.take(checked),
-            checked,
-            der_iface,
-            np.array(built.allowed_kw, dtype=np.float64),
+            problem.energy.take(positions),
+            positions,
+            np.array([index[min(built.resources[c.position].factors)] for c in built.checks], dtype=np.int64),
+            np.array([c.deliverable.total_kw for c in built.checks], dtype=np.float64),
             clear=clear,
             first=first,
+            member_factors=DistributionFactors(
+                np.array([j for j, _, _ in spread], dtype=np.int64),
+                np.array([k for _, k, _ in spread], dtype=np.int64),
+                np.array([f for _, _, f in spread], dtype=np.float64),
+            ),
         )
         final, rounds = loop.final, loop.rounds
         shortfall, redispatched = loop.shortfall_kw, loop.redispatched_kw
-        for j, n in enumerate(built.checked):
-            cap = float(loop.der_cap_kw[j])
-            lost = float(loop.first_der_p_kw[j]) - min(float(loop.first_der_p_kw[j]), cap)
-            if lost <= _TOL_KW:
+        for j, c in enumerate(built.checks):
+            dispatched = float(loop.first_der_p_kw[j])
+            cap = min(dispatched, float(loop.der_cap_kw[j]))
+            if dispatched - cap <= _TOL_KW:
                 continue
-            der = _der(built.resources[n])
-            face = built.interfaces[index[der.tdi_id]]
-            _, binding = der_offer_limit(der, built.limits.get(der.id), Side.OFFER)
-            curtailments.append(
-                Curtailment(
-                    der_id=der.id,
-                    tdi_id=der.tdi_id,
-                    dispatched_kw=float(loop.first_der_p_kw[j]),
-                    allowed_kw=built.allowed_kw[j],
-                    curtailed_kw=lost,
-                    checked_by=face.model.distribution_limit_checker.value,
-                    reason=(
-                        f"{binding} allows {built.allowed_kw[j]:.3f} kW; the TSO dispatched "
-                        f"{float(loop.first_der_p_kw[j]):.3f} kW"
-                    ),
-                )
-            )
+            r = built.resources[c.position]
+            curtailments.extend(_curtailments(r, c.deliverable, dispatched, cap, built.interfaces, index))
+        curtailments.sort(key=lambda cut: (cut.resource_kind.value, cut.resource_id, cut.tdi_id))
     net = net_load_forecast(built.load_kw, built.schedule_kw, final.interface_injection_kw)
     run = ClearingRun(
         id=ctx.new_id(),
@@ -398,7 +518,7 @@ def clear_interval(
                 model=f.model.name.value,
                 import_limit_kw=f.tdi.import_limit_kw,
                 export_limit_kw=f.tdi.export_limit_kw,
-                load_kw=float(built.load_kw[k]),
+                load_kw=float(built.load_kw[k]) if built.load_known[k] else None,
                 der_schedule_kw=float(built.schedule_kw[k]),
                 injection_kw=float(final.interface_injection_kw[k]),
                 net_flow_kw=float(net[k]),
@@ -430,7 +550,8 @@ def clear_interval(
         curtailments=tuple(curtailments),
     )
     ctx.uow.market.runs.add(run)
-    reverse = detect_reverse_flow(net, threshold_kw=settings.reverse_flow_threshold_kw)
+    # no reverse flow is claimed where the TSO gave no load forecast: the flow there is partial
+    reverse = detect_reverse_flow(np.where(built.load_known, net, 0.0), threshold_kw=settings.reverse_flow_threshold_kw)
     notes = [
         Notification(
             id=ctx.new_id(),
@@ -459,6 +580,49 @@ def clear_interval(
         {**run.snapshot(), "reverse_flow_notifications": [n.id for n in notes]},
     )
     return run
+
+
+def _curtailments(
+    r: _Resource,
+    deliverable: _Deliverable,
+    dispatched_kw: float,
+    cap_kw: float,
+    interfaces: list[_Interface],
+    index: Mapping[str, int],
+) -> list[Curtailment]:
+    """The records of one resource's dispatch cut from ``dispatched_kw`` to ``cap_kw`` by the check: one per
+    interface, its distribution-factor share, each with the written reason."""
+    out = []
+    for tdi_id, factor in sorted(r.factors.items()):
+        face = interfaces[index[tdi_id]]
+        here, allowed = factor * dispatched_kw, factor * deliverable.total_kw
+        binding = deliverable.binding[tdi_id]
+        if r.kind is ResourceKind.DER:
+            reason = f"{binding} allows {allowed:.3f} kW; the TSO dispatched {here:.3f} kW"
+        elif r.kind is ResourceKind.DSO_VIRTUAL:
+            reason = (
+                f"dso_virtual/{tdi_id}: the resources behind its member offers may deliver {allowed:.3f} kW under "
+                f"the envelopes in force ({binding}); the TSO dispatched {here:.3f} kW"
+            )
+        else:
+            reason = (
+                f"aggregation/{r.resource_id}: its members at this interface may deliver "
+                f"{deliverable.by_tdi[tdi_id]:.3f} kW ({binding}); through its distribution factors it may deliver "
+                f"{deliverable.total_kw:.3f} kW in all, {allowed:.3f} kW here; the TSO dispatched {here:.3f} kW here"
+            )
+        out.append(
+            Curtailment(
+                resource_kind=r.kind,
+                resource_id=r.resource_id,
+                tdi_id=tdi_id,
+                dispatched_kw=here,
+                allowed_kw=allowed,
+                curtailed_kw=factor * (dispatched_kw - cap_kw),
+                checked_by=face.model.distribution_limit_checker.value,
+                reason=reason,
+            )
+        )
+    return out
 
 
 def _price(value: float) -> Decimal | None:

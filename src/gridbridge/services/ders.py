@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import timedelta
 
 from gridbridge.domain.der import Der, DerReview, DerSpec, ReviewDecision, require_reason
-from gridbridge.domain.errors import NotFound, PermissionDenied, ValidationFailed, register_code
-from gridbridge.domain.lifecycle import DerAction, DerStatus
+from gridbridge.domain.errors import ConflictError, NotFound, PermissionDenied, ValidationFailed, register_code
+from gridbridge.domain.lifecycle import ILLEGAL_TRANSITION, DerAction, DerStatus
+from gridbridge.domain.market import capable_products, validate_market_products
+from gridbridge.domain.offers import Product
 from gridbridge.domain.permissions import Action, is_system, require_action
 from gridbridge.domain.roles import Role
 from gridbridge.services.context import Context
@@ -188,8 +191,43 @@ def decide_review(
 
 
 def commission(ctx: Context, der_id: str) -> Der:
-    """The LDC records that an approved DER is connected and in service."""
-    return _move(ctx, _territory_der(ctx, der_id, Action.DER_OPERATE), DerAction.COMMISSION, "der.commission")
+    """The LDC records that an approved DER is connected and in service. It is registered for every market product
+    its technology can provide (``domain.market.capable_products``); its owner or representative may change that
+    with ``register_market_products``."""
+    der = _territory_der(ctx, der_id, Action.DER_OPERATE)
+    before = der.snapshot()
+    der.move(DerAction.COMMISSION, ctx.clock.now())
+    der.market_products = capable_products(der.technology)
+    ctx.audit("der.commission", "der", der.id, before, der.snapshot())
+    return der
+
+
+MARKET_REGISTRATION_STATES = frozenset({DerStatus.IN_SERVICE, DerStatus.ENROLLED, DerStatus.SUSPENDED})
+"""States in which a DER's market products can be changed (after commissioning, before retirement)."""
+
+
+def register_market_products(ctx: Context, der_id: str, products: Collection[Product]) -> Der:
+    """The DER's owner or representative sets the wholesale products the DER offers on its own (energy, operating
+    reserve; none withdraws it from offering on its own). Each must be one its technology can provide
+    (``der.product_not_capable``); the DER must be commissioned and not retired (``der.illegal_transition``).
+    Offers for a product it is not registered for are refused with ``offers.not_enrolled``. Audited."""
+    require_action(ctx.caller, Action.DER_MARKET_PRODUCTS)
+    der = get_der(ctx, der_id)
+    if not is_system(ctx.caller) and ctx.caller.participant_id not in (der.owner_id, der.representative_id):
+        raise PermissionDenied("only the DER's owner or representative registers its market products", field="der_id")
+    chosen = validate_market_products(der.technology, products)
+    if der.status not in MARKET_REGISTRATION_STATES:
+        raise ConflictError(
+            f"DER {der.id} is {der.status.value}; its market products can be set once it is in service",
+            field="der_id",
+            code=ILLEGAL_TRANSITION,
+            details={"current_state": der.status.value},
+        )
+    before = der.snapshot()
+    der.market_products = chosen
+    der.updated_at = ctx.clock.now()
+    ctx.audit("der.market_products", "der", der.id, before, der.snapshot())
+    return der
 
 
 def suspend(ctx: Context, der_id: str) -> Der:

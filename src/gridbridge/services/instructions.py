@@ -190,7 +190,8 @@ def _interface_schedules(
 ) -> list[Instruction]:
     """Where the model record has the DSO balance its local area (``distribution_level_balancing``), the DSO
     gets the interface's scheduled net exchange: ``p_kw`` is the net injection into transmission (negative:
-    net import), the target it balances its area to."""
+    net import), the target it balances its area to. Without a load forecast it is the scheduled and dispatched
+    injection alone (the reason says so)."""
     rules = ctx.settings.market.rules(run.market)
     out = []
     for face in run.interfaces:
@@ -198,6 +199,12 @@ def _interface_schedules(
         if not model.distribution_level_balancing:
             continue
         tdi = get_tdi(ctx.uow, face.tdi_id)
+        reason = "scheduled net exchange at the interface (the DSO balances its local area)"
+        if not face.net_flow_known:
+            reason = (
+                "scheduled exchange of the market resources at the interface: the TSO gave no load forecast, so the "
+                "DSO balances its local area's load on top of it"
+            )
         out.append(
             Instruction(
                 id=ctx.new_id(),
@@ -221,7 +228,7 @@ def _interface_schedules(
                 issued_at=now,
                 deadline_at=deadline,
                 tso_visible=True,
-                reason="scheduled net exchange at the interface (the DSO balances its local area)",
+                reason=reason,
             )
         )
     return out
@@ -614,6 +621,8 @@ def split_instruction(ctx: Context, instruction_id: str, method: SplitMethod = S
     children = check_instructions(ctx, children)
     ctx.uow.market.instructions.add_many(children)
     ctx.uow.market.instructions.update(updated)
+    if shortfall > _TOL_KW:
+        _notify_split_shortfall(ctx, updated, shortfall, now)
     ctx.audit(
         "instruction.split",
         "instruction",
@@ -622,6 +631,40 @@ def split_instruction(ctx: Context, instruction_id: str, method: SplitMethod = S
         {**updated.snapshot(), "children": [c.id for c in children]},
     )
     return SplitOutcome(updated, children, shortfall)
+
+
+def _notify_split_shortfall(ctx: Context, parent: Instruction, shortfall_kw: float, now: datetime) -> None:
+    """Tell the parent's issuer, and the issuer of the instruction the parent comes from (the TSO, for a market
+    or operating instruction), what the split could not place."""
+    root = parent
+    while root.parent_id is not None:
+        above = ctx.uow.market.instructions.get(root.parent_id)
+        if above is None:
+            break
+        root = above
+    ctx.uow.market.notifications.add_many(
+        [
+            Notification(
+                id=ctx.new_id(),
+                recipient_id=recipient,
+                kind=NotificationKind.SPLIT_SHORTFALL,
+                created_at=now,
+                message=(
+                    f"{parent.recipient_id} split {parent.kind.value} {parent.id} ({parent.resource_kind.value} "
+                    f"{parent.resource_id}, {parent.p_kw:g} kW) and could place only "
+                    f"{abs(parent.p_kw) - shortfall_kw:.3f} kW: {shortfall_kw:.3f} kW is undeliverable under the "
+                    "envelopes in force"
+                ),
+                tdi_id=parent.tdi_id,
+                market=parent.market,
+                interval_start=parent.interval_start,
+                magnitude_kw=round(shortfall_kw, 6),
+                run_id=parent.run_id,
+                instruction_id=parent.id,
+            )
+            for recipient in sorted({parent.issuer_id, root.issuer_id} - {parent.recipient_id})
+        ]
+    )
 
 
 def _tso_visible(ctx: Context, member: _Member, when: datetime) -> bool:

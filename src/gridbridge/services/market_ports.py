@@ -164,6 +164,11 @@ class InstructionRepository(Protocol):
         """The instructions ``scope`` allows, filtered and paged, by interval, issue time and id."""
         ...
 
+    def in_force(self, start: datetime, end: datetime) -> list[Instruction]:
+        """Top-level instructions (no parent) for energy or load curtailment whose period overlaps
+        ``[start, end)`` and that are neither rejected nor cancelled, by interval start and id."""
+        ...
+
     def overdue(self, now: datetime, issuer_id: str | None, limit: int) -> list[Instruction]:
         """Open instructions (issued or received) whose deadline is before ``now``, oldest deadline first,
         optionally of one issuer, at most ``limit``."""

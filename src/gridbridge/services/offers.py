@@ -13,7 +13,8 @@ The checks of one item, in order (the first one broken is reported):
    (``offers.misaligned_interval``, ``offers.reserve_bid``);
 2. the sender owns or represents the resource (``offers.not_represented``, also for a resource that does not
    exist or that the sender may not see);
-3. registration: a DER in service or enrolled, reaching the market the interface's model record allows
+3. registration: a DER in service or enrolled and registered for the product (``Der.market_products``),
+   reaching the market the interface's model record allows
    (directly at or above the threshold, else through the DSO where the record has the DSO aggregate), not
    already sold through an aggregation for the same service in that interval; an aggregation active in the
    market of the product, at interfaces whose models let it offer, held to each interface's direct-participation
@@ -165,6 +166,16 @@ def _resolve_der(ctx: Context, item: OfferItem, interval_end: datetime) -> _Reso
             field="resource_id",
             code=NOT_ENROLLED,
             details={"current_state": der.status.value},
+        )
+    if item.product not in der.market_products:
+        registered = sorted(p.value for p in der.market_products)
+        raise ConflictError(
+            f"DER {der.id} is not registered for {item.product.value} (registered for: "
+            f"{', '.join(registered) or 'nothing'}); its owner or representative registers it with "
+            "PUT /ders/{id}/market-products",
+            field="product",
+            code=NOT_ENROLLED,
+            details={"registered_products": registered},
         )
     tdi = get_tdi(ctx.uow, der.tdi_id)
     model = model_in_force(ctx.uow, der.tdi_id, item.interval_start)

@@ -275,7 +275,11 @@ class SqlClearingRuns:
         cuts = s.execute(
             select(clearing_curtailments)
             .where(clearing_curtailments.c.run_id == run_id)
-            .order_by(clearing_curtailments.c.der_id)
+            .order_by(
+                clearing_curtailments.c.resource_kind,
+                clearing_curtailments.c.resource_id,
+                clearing_curtailments.c.tdi_id,
+            )
         ).mappings()
         return ClearingRun(
             id=run_id,
@@ -402,7 +406,8 @@ def _resource(r: RowMapping) -> ResourceResult:
 
 def _curtailment_row(c: Curtailment) -> dict[str, Any]:
     return {
-        "der_id": c.der_id,
+        "resource_kind": c.resource_kind,
+        "resource_id": c.resource_id,
         "tdi_id": c.tdi_id,
         "dispatched_kw": c.dispatched_kw,
         "allowed_kw": c.allowed_kw,
@@ -414,7 +419,8 @@ def _curtailment_row(c: Curtailment) -> dict[str, Any]:
 
 def _curtailment(r: RowMapping) -> Curtailment:
     return Curtailment(
-        der_id=r["der_id"],
+        resource_kind=r["resource_kind"],
+        resource_id=r["resource_id"],
         tdi_id=r["tdi_id"],
         dispatched_kw=r["dispatched_kw"],
         allowed_kw=r["allowed_kw"],
@@ -564,6 +570,21 @@ class SqlInstructions:
         if filters.recipient_id is not None:
             query = query.where(c.recipient_id == filters.recipient_id)
         query = query.order_by(c.interval_start, c.issued_at, c.id).limit(page.limit).offset(page.offset)
+        return [_instruction(r) for r in self.session.execute(query).mappings()]
+
+    def in_force(self, start: datetime, end: datetime) -> list[Instruction]:
+        c = instructions.c
+        query = (
+            select(instructions)
+            .where(
+                c.parent_id.is_(None),
+                c.interval_start < end,
+                c.interval_end > start,
+                c.product.in_([InstructionProduct.ENERGY, InstructionProduct.LOAD_CURTAILMENT]),
+                c.status.not_in([InstructionStatus.REJECTED, InstructionStatus.CANCELLED]),
+            )
+            .order_by(c.interval_start, c.id)
+        )
         return [_instruction(r) for r in self.session.execute(query).mappings()]
 
     def overdue(self, now: datetime, issuer_id: str | None, limit: int) -> list[Instruction]:

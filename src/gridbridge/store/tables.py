@@ -28,11 +28,12 @@ from gridbridge.domain.aggregation import (
 from gridbridge.domain.coordination import ModelName
 from gridbridge.domain.der import Der, DerReview, MeterPosition, ReviewDecision, Technology
 from gridbridge.domain.lifecycle import DerStatus
+from gridbridge.domain.offers import Product
 from gridbridge.domain.participants import ApiToken, Participant, User
 from gridbridge.domain.roles import DsoKind, Role, Service
 from gridbridge.domain.tdi import ModelAssignment, TDInterface
 from gridbridge.store.base import Base
-from gridbridge.store.types import UtcDateTime, enum_column
+from gridbridge.store.types import EnumSet, UtcDateTime, enum_column
 
 metadata = Base.metadata
 ID = String(36)
@@ -115,6 +116,7 @@ ders = Table(
     Column("export_limit_kw", Float, nullable=True),
     Column("import_limit_kw", Float, nullable=True),
     Column("market_participating", Boolean, nullable=False, default=False),
+    Column("market_products", EnumSet(Product), nullable=False, default=frozenset()),
     Column("updated_at", UtcDateTime(), nullable=True),
 )
 

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import DateTime, Dialect, Enum, TypeDecorator
+from sqlalchemy import DateTime, Dialect, Enum, String, TypeDecorator
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -37,6 +37,27 @@ def enum_column(enum_class: type[StrEnum]) -> Enum:
         name=f"{enum_class.__name__.lower()}_enum",
         validate_strings=True,
     )
+
+
+class EnumSet(TypeDecorator[frozenset[Any]]):
+    """A set of a string enum's members, stored as their values sorted and joined by commas (``""``: none)."""
+
+    impl = String(128)
+    cache_ok = True
+
+    def __init__(self, enum_class: type[StrEnum]) -> None:
+        super().__init__()
+        self.enum_class = enum_class
+
+    def process_bind_param(self, value: frozenset[Any] | None, dialect: Dialect) -> str | None:
+        if value is None:
+            return None
+        return ",".join(sorted(self.enum_class(v).value for v in value))
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> frozenset[Any] | None:
+        if value is None:
+            return None
+        return frozenset(self.enum_class(v) for v in value.split(",") if v)
 
 
 def json_safe(value: Any) -> Any:

@@ -28,7 +28,8 @@ reserve, multi-interface: a3 pending, b2 rejected by ldc_b), ``vpp_2`` (agg_2, w
 Interfaces: tdi_a (alt 2, ldc_a), tdi_b (total DSO, ldc_b), and tdi_c (alt 1, ldc_a) without a network model.
 
 The coordination cycle (``add_market``), labelled in ``MatrixProvince.market``: day-ahead offers for D1 (a1 by
-owner_1 and b2 by agg_1 through the DSOs, vpp_1 to the TSO, vpp_2 through ldc_b) and for D2 (a1, a3); the DSOs'
+owner_1 and b2 by agg_1 through the DSOs, vpp_1 to the TSO while tdi_a's threshold is lowered to 60 kW for its
+offer, vpp_2 through ldc_b) and for D2 (a1, a3); the DSOs'
 virtual-resource offers for D1; run D1 cleared and dispatched (``vpp_1@D1`` to agg_1, ``virtual:tdi_a@D1`` to
 ldc_a, ``virtual:tdi_b@D1`` and ``net:tdi_b@D1`` to ldc_b; ldc_b split its virtual instruction into ``vpp_2@D1``
 for agg_2 and ``b2@D1`` for agg_1); real-time run R0 cleared but not dispatched, R1 dispatched (``net:tdi_b@R1``
@@ -58,7 +59,7 @@ from sqlalchemy import func, select
 from gridbridge.domain.aggregation import RejectionCategory
 from gridbridge.domain.coordination import ModelName
 from gridbridge.domain.der import ReviewDecision
-from gridbridge.domain.market import Instruction, OfferItem, ResourceKind
+from gridbridge.domain.market import Instruction, InterfaceForecast, OfferItem, ResourceKind
 from gridbridge.domain.offers import Market, OfferSegment, Product, Side
 from gridbridge.domain.roles import Service
 from gridbridge.services import aggregations, clearing, ders, tdis
@@ -304,9 +305,24 @@ def add_market(matrix: MatrixProvince) -> None:
             matrix.market[f"offer:{name}@{'D1' if ack.item.interval_start == d1 else 'D2'}"] = ack.offer.id
 
     submit("owner_1", da(der, p.ders["a1"], d1, 20, 50), da(der, p.ders["a1"], d2, 20, 50))
+    # vpp_1 (60 kW at tdi_a) offers to the TSO directly: for its offer ldc_a lowers tdi_a's direct-participation
+    # threshold to 60 kW (at the default 1,000 kW the aggregation would go through ldc_a's virtual resource), then
+    # puts it back, so that the lone 60 kW DERs keep offering through the DSO
+    threshold = p.run("regulator", lambda ctx: tdis.get_tdi(ctx.uow, p.tdis["tdi_a"]).direct_threshold_kw)
+
+    def set_threshold(kw: float) -> None:
+        p.run(
+            "ldc_a",
+            lambda ctx: tdis.update_limits(
+                ctx, p.tdis["tdi_a"], import_limit_kw=None, export_limit_kw=None, direct_threshold_kw=kw
+            ),
+        )
+
+    set_threshold(60.0)
+    submit("agg_1", da(aggregation, p.aggregations["vpp_1"], d1, 30, 60))
+    set_threshold(float(threshold))  # type: ignore[arg-type]
     submit(
         "agg_1",
-        da(aggregation, p.aggregations["vpp_1"], d1, 30, 60),
         da(der, p.ders["b2"], d1, 25, 60),
         da(der, p.ders["a3"], d2, 22, 40),  # a1 may be suspended by another cell before ldc_a merges D2
     )
@@ -334,8 +350,11 @@ def add_market(matrix: MatrixProvince) -> None:
         return f"instruction:{name}@{matrix.intervals[i.interval_start.isoformat()]}"
 
     def clear(market: Market, start: datetime, requirement_kw: float, dispatch: bool) -> None:
+        # a load forecast of 0 at tdi_a and tdi_b: whatever is dispatched there flows back to transmission
+        forecasts = {p.tdis[t]: InterfaceForecast(load_kw=0.0) for t in ("tdi_a", "tdi_b")}
+
         def go(ctx: Context) -> list[Instruction]:
-            run = clearing.clear_interval(ctx, market, start, energy_requirement_kw=requirement_kw)
+            run = clearing.clear_interval(ctx, market, start, energy_requirement_kw=requirement_kw, forecasts=forecasts)
             matrix.market[f"run:{matrix.intervals[start.isoformat()]}"] = run.id
             return market_instructions.issue_instructions(ctx, run.id) if dispatch else []
 

@@ -48,7 +48,7 @@ def test_offers_are_acknowledged_item_by_item_and_replayed_idempotently(
     iv = rt_interval(p)
     items = [
         offer(p, "t1", iv, [("20", "200"), ("30.50", "300")]),
-        offer(p, "t1", iv, [("30", "10"), ("20", "10")], product="operating_reserve"),
+        offer(p, "t1", iv, [("30", "10"), ("20", "10")]),
         offer(p, "t3", iv, [("20", "10")]),
     ]
     headers = auth(p, "owner_1") | {"Idempotency-Key": "batch-1"}
@@ -129,7 +129,8 @@ def test_the_cycle_over_http(world: tuple[Province, TestClient]) -> None:
     )
     assert dso.status_code == 201, dso.json()
     (virtual,) = dso.json()
-    assert (virtual["resource_kind"], virtual["route"], len(virtual["source_offer_ids"])) == ("dso_virtual", "tso", 1)
+    # a1 and vpp_1: at 60 kW the aggregation is below tdi_a's 1,000 kW threshold, so the DSO carries it too
+    assert (virtual["resource_kind"], virtual["route"], len(virtual["source_offer_ids"])) == ("dso_virtual", "tso", 2)
 
     run_body = {
         "market": "real_time",
@@ -148,27 +149,30 @@ def test_the_cycle_over_http(world: tuple[Province, TestClient]) -> None:
     assert (face["injection_kw"], face["net_flow_kw"], face["reverse_flow"]) == (1000.0, 2000.0, False)
     again = client.post("/clearing-runs", json=run_body, headers=auth(p, "tso"))
     assert (again.status_code, again.json()["code"]) == (409, "clearing.already_cleared")
-    # an aggregator sees the prices and its own resource only
+    # an aggregator sees the prices and its own resources only: none here, vpp_1 is inside the virtual resource
     mine = client.get(f"/clearing-runs/{run['id']}", headers=auth(p, "agg_1")).json()
-    assert [r["resource_id"] for r in mine["resources"]] == [p.aggregations["vpp_1"]]
+    assert (mine["system_energy_price_cad_per_mwh"], mine["resources"]) == ("40.00", [])
 
     issued = client.post(f"/clearing-runs/{run['id']}/instructions", headers=auth(p, "tso"))
     assert issued.status_code == 201
     by_kind = {i["resource_kind"]: i for i in issued.json() if i["tdi_id"] == p.tdis["tdi_a"]}
-    assert by_kind["dso_virtual"]["p_kw"] == 40.0
+    assert by_kind["dso_virtual"]["p_kw"] == 100.0
     assert by_kind["der"]["p_kw"] == 900.0
-    assert by_kind["aggregation"]["allowed_responses"] == ["receipt"]
+    assert "aggregation" not in by_kind
     split = client.post(
         f"/instructions/{by_kind['dso_virtual']['id']}/split", json={"method": "pro_rata"}, headers=auth(p, "ldc_a")
     )
     assert split.status_code == 201
-    (child,) = split.json()["children"]
+    children = {c["resource_kind"]: c for c in split.json()["children"]}
+    child, vpp = children["der"], children["aggregation"]
     assert (child["der_id"], child["p_kw"], child["parent_id"]) == (p.ders["a1"], 40.0, by_kind["dso_virtual"]["id"])
+    assert (vpp["resource_id"], vpp["p_kw"], vpp["recipient_id"]) == (p.aggregations["vpp_1"], 60.0, p.ids["agg_1"])
+    assert vpp["allowed_responses"] == ["receipt"]
     detail = client.get(f"/instructions/{by_kind['dso_virtual']['id']}", headers=auth(p, "ldc_a")).json()
-    assert [c["id"] for c in detail["children"]] == [child["id"]]
+    assert {c["id"] for c in detail["children"]} == {child["id"], vpp["id"]}
     assert detail["split_method"] == "pro_rata"
 
-    agg_id = by_kind["aggregation"]["id"]
+    agg_id = vpp["id"]
     answered = client.post(
         "/instructions/responses",
         json={

@@ -342,6 +342,17 @@ EXPECTED: dict[tuple[str, str], dict[str, Outcome]] = {
         regulator=FORBIDDEN,
         anonymous=UNAUTHENTICATED,
     ),
+    ("PUT", "/ders/{der_id}/market-products"): row(  # a2: owner_1's, represented by agg_1, in tdi_a
+        tso=FORBIDDEN,
+        ldc_a=FORBIDDEN,  # its LDC sees it, but only the owner or representative registers it
+        ldc_b=HIDDEN,
+        agg_1=ok_unchecked(200),
+        agg_2=HIDDEN,
+        owner_1=ok_unchecked(200),
+        owner_2=HIDDEN,
+        regulator=FORBIDDEN,
+        anonymous=UNAUTHENTICATED,
+    ),
     # --- aggregations (rows: "name(member DER keys the caller sees)")
     ("POST", "/aggregations"): row(
         tso=FORBIDDEN,
@@ -981,6 +992,7 @@ CALLS: dict[tuple[str, str], Call] = {
     ("POST", "/ders/{der_id}/suspend"): Call(_der("a1")),
     ("POST", "/ders/{der_id}/resume"): Call(_der("s1")),
     ("POST", "/ders/{der_id}/retire"): Call(_der("t1")),
+    ("PUT", "/ders/{der_id}/market-products"): Call(_der("a2"), body=lambda m: {"products": ["energy"]}),
     ("POST", "/aggregations"): Call(
         _none, body=lambda m: {"name": "new-vpp", "markets": [{"service": "wholesale_energy"}]}
     ),

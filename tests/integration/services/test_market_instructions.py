@@ -9,6 +9,7 @@ from decimal import Decimal
 
 import pytest
 
+from gridbridge.cli.config import Settings
 from gridbridge.domain.coordination import ModelName
 from gridbridge.domain.der import Technology
 from gridbridge.domain.errors import ConflictError, NotFound, PermissionDenied, ValidationFailed
@@ -27,7 +28,7 @@ from gridbridge.domain.roles import Service
 from gridbridge.services import clearing, instructions, offers
 from gridbridge.services.context import Context
 from gridbridge.services.ports import Page
-from market_province import RT, _add_der, _add_tdi, build_market_province, item, rt_interval
+from market_province import DA, RT, _add_der, _add_tdi, build_market_province, item, rt_interval
 from registry_province import Province, build_province, enrol
 
 K = ResourceKind
@@ -297,20 +298,36 @@ def test_reverse_flow_is_notified_to_the_tso_only_where_flow_reverses(province: 
     p = province
     _, run = _dispatched(p)
     faces = {f.tdi_id: f for f in run.interfaces}  # type: ignore[attr-defined]
-    # tdi_t: 1,000 kW of load and 400 kW dispatched: still importing 600 kW; the others carry no load forecast
+    # tdi_t: 1,000 kW of load and 400 kW dispatched: still importing 600 kW
     assert faces[p.tdis["tdi_t"]].net_flow_kw == pytest.approx(600.0)
+    assert faces[p.tdis["tdi_t"]].net_flow_known
     assert not faces[p.tdis["tdi_t"]].reverse_flow
+    # the others carry no load forecast: their flow is unknown, never claimed as reverse flow
+    assert all(f.load_kw is None and not f.net_flow_known for k, f in faces.items() if k != p.tdis["tdi_t"])
     assert p.run("tso", lambda ctx: instructions.list_notifications(ctx, Page())) == []
 
-    iv = rt_interval(p)
+    # t1 is scheduled 20 kW day-ahead for hour H; in a real-time interval of H, t2 is dispatched 200 kW
+    hour = (p.clock.now() + timedelta(hours=14)).replace(minute=0, second=0, microsecond=0)
+    iv = hour + timedelta(minutes=10)
+    p.run("owner_1", lambda ctx: offers.submit_offers(ctx, [item(K.DER, p.ders["t1"], hour, [(10, 20)], market=DA)]))
     p.run("owner_2", lambda ctx: offers.submit_offers(ctx, [item(K.DER, p.ders["t2"], iv, [(25, 200)])]))
+    p.clock.set(hour - timedelta(hours=12))
+    p.run(
+        "tso",
+        lambda ctx: instructions.issue_instructions(
+            ctx, clearing.clear_interval(ctx, DA, hour, energy_requirement_kw=20).id
+        ),
+    )
     p.clock.set(iv - timedelta(minutes=5))
-    forecasts = {p.tdis["tdi_t"]: InterfaceForecast(load_kw=150.0, der_schedule_kw=20.0)}
+    forecasts = {p.tdis["tdi_t"]: InterfaceForecast(load_kw=150.0), p.tdis["tdi_m"]: InterfaceForecast(load_kw=0.0)}
     run2 = p.run(
         "tso", lambda ctx: clearing.clear_interval(ctx, RT, iv, energy_requirement_kw=200, forecasts=forecasts)
     )
-    face = {f.tdi_id: f for f in run2.interfaces}[p.tdis["tdi_t"]]  # type: ignore[attr-defined]
-    assert face.net_flow_kw == pytest.approx(150.0 - 20.0 - 200.0)
+    faces2 = {f.tdi_id: f for f in run2.interfaces}  # type: ignore[attr-defined]
+    face = faces2[p.tdis["tdi_t"]]
+    # the DER-schedule component is t1's day-ahead schedule in force: 150 - 20 - 200
+    assert (face.der_schedule_kw, face.net_flow_kw) == (pytest.approx(20.0), pytest.approx(150.0 - 20.0 - 200.0))
+    assert faces2[p.tdis["tdi_m"]].net_flow_kw == 0.0  # a known load of 0 and nothing there: no reverse flow
     (note,) = p.run("tso", lambda ctx: instructions.list_notifications(ctx, Page()))  # type: ignore[misc]
     assert (note.kind, note.tdi_id, note.magnitude_kw, note.run_id) == (
         NotificationKind.REVERSE_FLOW,
@@ -325,6 +342,48 @@ def test_reverse_flow_is_notified_to_the_tso_only_where_flow_reverses(province: 
         p.run(
             "tso",
             lambda ctx: clearing.clear_interval(
-                ctx, RT, iv + timedelta(minutes=5), energy_requirement_kw=1, forecasts={"nope": InterfaceForecast()}
+                ctx, RT, iv + timedelta(minutes=5), energy_requirement_kw=1, forecasts={"nope": InterfaceForecast(0.0)}
             ),
         )
+
+
+def test_a_resource_cleared_again_or_a_rejected_schedule_is_not_counted_as_scheduled(province: Province) -> None:
+    """t1 and t2 are scheduled day-ahead for hour H (20 and 30 kW). In one real-time interval of H t1 offers
+    again (its dispatch supersedes its schedule): only t2's 30 kW is scheduled. Once owner_2 rejects t2's
+    schedule, it is not in force either. A DSO's distribution-service dispatch over the interval counts."""
+    p = province
+    # a day to answer a schedule, so that owner_2 can still reject it within the hour
+    p.platform.settings = Settings(database_url=p.platform.settings.database_url, schedule_response_min=1440)
+    hour = (p.clock.now() + timedelta(hours=14)).replace(minute=0, second=0, microsecond=0)
+    rt1, rt2 = hour + timedelta(minutes=10), hour + timedelta(minutes=15)
+    p.run("owner_1", lambda ctx: offers.submit_offers(ctx, [item(K.DER, p.ders["t1"], hour, [(10, 20)], market=DA)]))
+    p.run("owner_2", lambda ctx: offers.submit_offers(ctx, [item(K.DER, p.ders["t2"], hour, [(12, 30)], market=DA)]))
+    p.run("owner_1", lambda ctx: offers.submit_offers(ctx, [item(K.DER, p.ders["t1"], rt1, [(20, 100)])]))
+    p.clock.set(hour - timedelta(hours=12))
+
+    def day_ahead(ctx: Context) -> list[Instruction]:
+        return instructions.issue_instructions(ctx, clearing.clear_interval(ctx, DA, hour, energy_requirement_kw=50).id)
+
+    schedules = {i.der_id: i for i in p.run("tso", day_ahead) if i.der_id}  # type: ignore[attr-defined]
+    assert {k: i.p_kw for k, i in schedules.items()} == {p.ders["t1"]: 20.0, p.ders["t2"]: 30.0}
+    tdi_t = p.tdis["tdi_t"]
+    forecasts = {tdi_t: InterfaceForecast(load_kw=500.0)}
+    p.clock.set(rt1 - timedelta(minutes=5))
+    run1 = p.run(
+        "tso", lambda ctx: clearing.clear_interval(ctx, RT, rt1, energy_requirement_kw=100, forecasts=forecasts)
+    )
+    assert {f.tdi_id: f.der_schedule_kw for f in run1.interfaces}[tdi_t] == pytest.approx(30.0)  # type: ignore[attr-defined]
+
+    t2 = schedules[p.ders["t2"]]
+    p.run("owner_2", lambda ctx: instructions.respond_to_instruction(ctx, t2.id, Response.RECEIPT))
+    p.run("owner_2", lambda ctx: instructions.respond_to_instruction(ctx, t2.id, Response.REJECT, "maintenance"))
+    p.run(
+        "ldc_a",
+        lambda ctx: instructions.dispatch_distribution_service(
+            ctx, p.ders["t3"], p_kw=-40.0, interval_start=rt2, interval_end=rt2 + timedelta(minutes=5), reason="x"
+        ),
+    )
+    p.clock.set(rt2 - timedelta(minutes=5))
+    run2 = p.run("tso", lambda ctx: clearing.clear_interval(ctx, RT, rt2, energy_requirement_kw=0, forecasts=forecasts))
+    # t1's 20 kW schedule (it does not offer in this interval), no t2, t3 charging 40 kW for the LDC
+    assert {f.tdi_id: f.der_schedule_kw for f in run2.interfaces}[tdi_t] == pytest.approx(20.0 - 40.0)  # type: ignore[attr-defined]

@@ -11,6 +11,7 @@ import pytest
 
 from gridbridge.domain.market import (
     InstructionStatus,
+    InterfaceForecast,
     NotificationKind,
     ResourceKind,
     Response,
@@ -19,7 +20,7 @@ from gridbridge.domain.market import (
 )
 from gridbridge.domain.offers import Side
 from gridbridge.domain.roles import Service
-from gridbridge.services import clearing, cycle, ders, instructions, offers
+from gridbridge.services import clearing, cycle, ders, instructions, offers, tdis
 from gridbridge.services.context import Context
 from gridbridge.services.instructions import ResponseItem
 from gridbridge.services.market_ports import InstructionFilter
@@ -70,12 +71,12 @@ def test_total_tso_clears_with_each_ders_envelope_as_a_constraint(database_url: 
     submit(p, "agg_2", item(K.DER, p.ders["t3"], iv, [(60, 100)], side=Side.BID))
     past_gate(p, iv)
 
-    run, issued = clear_and_issue(p, iv, 350.0)
+    run, issued = clear_and_issue(p, iv, 350.0, forecasts={p.tdis["tdi_t"]: InterfaceForecast(load_kw=100.0)})
     # 350 kW for the TSO plus t3's 100 kW bid: t1 200 @ 20, t2 200 @ 25, then t1 50 @ 30 (the marginal offer)
     face = next(f for f in run.interfaces if f.tdi_id == p.tdis["tdi_t"])  # type: ignore[attr-defined]
     assert face.energy_price_cad_per_mwh == Decimal("30.00")
     assert face.injection_kw == pytest.approx(350.0)
-    assert face.net_flow_kw == pytest.approx(-350.0)  # no load forecast given: reverse flow
+    assert face.net_flow_kw == pytest.approx(100.0 - 350.0)  # 100 kW of load: reverse flow
     got = by_resource(p, issued)
     assert {k: (i.p_kw, i.recipient_id) for k, i in got.items()} == {  # type: ignore[attr-defined]
         "t1": (250.0, p.ids["owner_1"]),
@@ -266,3 +267,128 @@ def test_total_dso_schedules_the_interface_and_splits_pro_rata(province: Provinc
         assert all(a.code == "ok" for a in acks), who  # type: ignore[attr-defined]
     statuses = {i.status for i in p.run("regulator", lambda ctx: instructions.list_instructions(ctx, Page()))}  # type: ignore[attr-defined]
     assert statuses == {InstructionStatus.ACCEPTED}
+
+
+def test_alt1_check_cuts_an_aggregation_per_interface_through_its_distribution_factors(province: Province) -> None:
+    """span: a2 and a3 at tdi_a (60 kW each), m2 at tdi_m (300 kW): factors 2/7 and 5/7. a3's point goes dark after
+    gate closure: at tdi_a its members may deliver 60 kW, so through its factors the aggregation may deliver
+    min(60 / (2/7), 300 / (5/7)) = 210 kW; the TSO dispatched 400 kW of it and re-dispatches the 190 kW."""
+    p = province
+    p.run(
+        "ldc_a",
+        lambda ctx: tdis.update_limits(
+            ctx, p.tdis["tdi_a"], import_limit_kw=None, export_limit_kw=None, direct_threshold_kw=100.0
+        ),
+    )
+    p.clock.advance(timedelta(days=2))
+    span = enrol(
+        p,
+        "agg_1",
+        "span",
+        ["a2", "a3", "m2"],
+        {Service.WHOLESALE_ENERGY: 50.0},
+        multi_tdi=True,
+        approve_as=["ldc_a", "ldc_b"],
+    )
+    iv = rt_interval(p)
+    (ack,) = submit(p, "agg_1", item(K.AGGREGATION, span, iv, [(20, 420)]))
+    assert (ack.code, ack.offer.route) == ("offers.accepted", Route.TSO)  # type: ignore[union-attr]
+    submit(p, "owner_2", item(K.DER, p.ders["t2"], iv, [(45, 200)]))
+    past_gate(p, iv)
+    p.run("ldc_a", lambda ctx: ders.suspend(ctx, p.ders["a3"]))  # a3's feeder is switched out
+
+    run, issued = clear_and_issue(p, iv, 400.0)
+    first = {r.resource_id: r.first_p_kw for r in run.resources}  # type: ignore[attr-defined]
+    assert first[span] == pytest.approx(400.0)
+    got = by_resource(p, issued)
+    assert {k: i.p_kw for k, i in got.items()} == {"span": pytest.approx(210.0), "t2": pytest.approx(190.0)}  # type: ignore[attr-defined]
+    cuts = {c.tdi_id: c for c in run.curtailments}  # type: ignore[attr-defined]
+    assert set(cuts) == {p.tdis["tdi_a"], p.tdis["tdi_m"]}
+    at_a, at_m = cuts[p.tdis["tdi_a"]], cuts[p.tdis["tdi_m"]]
+    assert all(c.resource_kind is K.AGGREGATION and c.resource_id == span and c.der_id is None for c in cuts.values())
+    assert (at_a.dispatched_kw, at_a.allowed_kw, at_a.curtailed_kw) == (
+        pytest.approx(400 * 2 / 7),
+        pytest.approx(60.0),
+        pytest.approx(190 * 2 / 7),
+    )
+    assert (at_m.dispatched_kw, at_m.allowed_kw, at_m.curtailed_kw) == (
+        pytest.approx(400 * 5 / 7),
+        pytest.approx(150.0),
+        pytest.approx(190 * 5 / 7),
+    )
+    assert at_a.checked_by == at_m.checked_by == "dso"
+    assert "members at this interface may deliver 60.000 kW" in at_a.reason
+    assert f"der/{p.ders['a3']} (status:suspended:der/{p.ders['a3']}" in at_a.reason
+    assert "members at this interface may deliver 300.000 kW (no member cut)" in at_m.reason
+    faces = {f.tdi_id: f for f in run.interfaces}  # type: ignore[attr-defined]
+    assert faces[p.tdis["tdi_a"]].shortfall_kw == pytest.approx(190 * 2 / 7)
+    assert faces[p.tdis["tdi_m"]].shortfall_kw == pytest.approx(190 * 5 / 7)
+    assert faces[p.tdis["tdi_t"]].redispatched_kw == pytest.approx(190.0)
+    # the stored run reads back the same, and the aggregation splits within its members' envelopes
+    stored = p.run("regulator", lambda ctx: clearing.get_run(ctx, run.id))  # type: ignore[attr-defined]
+    assert stored.curtailments == run.curtailments  # type: ignore[attr-defined]
+    split = p.run("agg_1", lambda ctx: instructions.split_instruction(ctx, got["span"].id))  # type: ignore[attr-defined]
+    assert p.ders["a3"] not in {c.der_id for c in split.children}  # type: ignore[attr-defined]
+
+
+def _alt2_virtual_resource(p: Province) -> datetime:
+    """a3 (5 CAD/MWh, 60 kW) and a1 (10, 40 kW) offer through ldc_a (alt 2), which builds its virtual resource;
+    big_a offers 1,500 kW at 40 directly. The clock passes gate closure."""
+    iv = rt_interval(p)
+    submit(p, "owner_2", item(K.DER, p.ders["a3"], iv, [(5, 60)]), item(K.DER, p.ders["big_a"], iv, [(40, 1500)]))
+    submit(p, "owner_1", item(K.DER, p.ders["a1"], iv, [(10, 40)]))
+    (virtual,) = p.run("ldc_a", lambda ctx: cycle.prepare_interval(ctx, RT, iv))  # type: ignore[misc]
+    assert virtual.total_kw() == Decimal("100.000")
+    past_gate(p, iv)
+    return iv
+
+
+def test_alt2_an_outage_after_the_virtual_resource_was_built_is_redispatched_by_the_tso(province: Province) -> None:
+    p = province
+    iv = _alt2_virtual_resource(p)
+    p.run("ldc_a", lambda ctx: ders.suspend(ctx, p.ders["a3"]))  # after gate closure, before clearing
+
+    run, issued = clear_and_issue(p, iv, 100.0)
+    # the DSO's check at clearing: a1's 40 kW is all its members may deliver now; big_a makes up the 60 kW
+    got = by_resource(p, issued)
+    assert {k: i.p_kw for k, i in got.items()} == {"tdi_a": pytest.approx(40.0), "big_a": pytest.approx(60.0)}  # type: ignore[attr-defined]
+    (cut,) = run.curtailments  # type: ignore[attr-defined]
+    assert (cut.resource_kind, cut.resource_id, cut.tdi_id) == (K.DSO_VIRTUAL, p.tdis["tdi_a"], p.tdis["tdi_a"])
+    assert (cut.dispatched_kw, cut.allowed_kw, cut.curtailed_kw) == (100.0, 40.0, 60.0)
+    assert f"members cut: der/{p.ders['a3']}" in cut.reason
+    face = next(f for f in run.interfaces if f.tdi_id == p.tdis["tdi_a"])  # type: ignore[attr-defined]
+    assert (face.shortfall_kw, face.redispatched_kw) == (pytest.approx(60.0), pytest.approx(60.0))
+    assert run.system_energy_price_cad_per_mwh == Decimal("40.00")  # type: ignore[attr-defined]
+    # the split finds nothing left over: nobody is told of a shortfall
+    split = p.run("ldc_a", lambda ctx: instructions.split_instruction(ctx, got["tdi_a"].id))  # type: ignore[attr-defined]
+    assert [(c.der_id, c.p_kw) for c in split.children] == [(p.ders["a1"], 40.0)]  # type: ignore[attr-defined]
+    assert split.shortfall_kw == 0.0  # type: ignore[attr-defined]
+    notes = p.run("tso", lambda ctx: instructions.list_notifications(ctx, Page()))
+    assert NotificationKind.SPLIT_SHORTFALL not in {n.kind for n in notes}  # type: ignore[attr-defined]
+
+
+def test_alt2_a_split_shortfall_after_clearing_is_notified_to_the_tso(province: Province) -> None:
+    p = province
+    iv = _alt2_virtual_resource(p)
+    run, issued = clear_and_issue(p, iv, 100.0)
+    assert run.curtailments == ()  # type: ignore[attr-defined]
+    virtual = by_resource(p, issued)["tdi_a"]
+    assert virtual.p_kw == 100.0  # type: ignore[attr-defined]
+    p.run("ldc_a", lambda ctx: ders.suspend(ctx, p.ders["a3"]))  # after clearing, before the DSO splits
+
+    split = p.run("ldc_a", lambda ctx: instructions.split_instruction(ctx, virtual.id))  # type: ignore[attr-defined]
+    assert [(c.der_id, c.p_kw) for c in split.children] == [(p.ders["a1"], 40.0)]  # type: ignore[attr-defined]
+    assert split.shortfall_kw == pytest.approx(60.0)  # type: ignore[attr-defined]
+    (note,) = [
+        n
+        for n in p.run("tso", lambda ctx: instructions.list_notifications(ctx, Page()))  # type: ignore[attr-defined]
+        if n.kind is NotificationKind.SPLIT_SHORTFALL
+    ]
+    assert (note.recipient_id, note.instruction_id, note.magnitude_kw, note.tdi_id) == (
+        p.ids["tso"],
+        virtual.id,  # type: ignore[attr-defined]
+        pytest.approx(60.0),
+        p.tdis["tdi_a"],
+    )
+    assert "60.000 kW is undeliverable" in note.message
+    assert p.run("ldc_a", lambda ctx: instructions.list_notifications(ctx, Page())) == []  # the splitter itself

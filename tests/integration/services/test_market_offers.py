@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, select
 
 from gridbridge.cli.config import Settings
-from gridbridge.domain.errors import ConflictError, GridbridgeError, PermissionDenied, ValidationFailed
+from gridbridge.domain.errors import ConflictError, GridbridgeError, NotFound, PermissionDenied, ValidationFailed
 from gridbridge.domain.market import AckStatus, OfferItem, ResourceKind
 from gridbridge.domain.offers import Product, Side
 from gridbridge.domain.roles import Service
@@ -46,24 +46,27 @@ def test_every_bad_input_is_rejected_with_its_code_and_changes_nothing(province:
     iv = rt_interval(p)
     p.run("ldc_a", lambda ctx: ders.suspend(ctx, p.ders["t2"]))
     t1 = p.ders["t1"]
+    dr_a = p.ders["dr_a"]  # owner_1's demand response (200 kW of load), registered for both products
+    reserve = Product.OPERATING_RESERVE
     batch = [
         item(K.DER, t1, iv, [(20, 100)]),  # the good one
-        item(K.DER, t1, iv, [(30, 100), (20, 100)], product=Product.OPERATING_RESERVE),
+        item(K.DER, dr_a, iv, [(30, 100), (20, 100)], product=reserve),
         item(K.DER, t1, iv, [(2500, 100)], side=Side.BID),
         item(K.DER, t1, iv, [(-2100, 100)], side=Side.BID),
         item(K.DER, t1, iv - timedelta(minutes=60), [(20, 100)]),
         item(K.DER, t1, iv + timedelta(minutes=1), [(20, 100)]),
-        item(K.DER, t1, iv, [(20, 100)], product=Product.OPERATING_RESERVE, side=Side.BID),
-        item(K.DER, t1, iv, [(20, 600)], product=Product.OPERATING_RESERVE),
-        item(K.DER, t1, iv, [(1, 1)] * 11, product=Product.OPERATING_RESERVE),
-        item(K.DER, t1, iv, [], product=Product.OPERATING_RESERVE),
-        item(K.DER, t1, iv, [(20, 0)], product=Product.OPERATING_RESERVE),
+        item(K.DER, t1, iv, [(20, 100)], product=reserve, side=Side.BID),
+        item(K.DER, dr_a, iv, [(20, 600)], product=reserve),
+        item(K.DER, dr_a, iv, [(1, 1)] * 11, product=reserve),
+        item(K.DER, dr_a, iv, [], product=reserve),
+        item(K.DER, dr_a, iv, [(20, 0)], product=reserve),
         item(K.DER, p.ders["m3"], iv, [(20, 50)]),  # alt 1, below the 100 kW threshold
         item(K.DER, p.ders["a1"], iv + timedelta(minutes=5), [(20, 50)], market=DA),  # not on the hour
         item(K.DER, p.ders["t3"], iv, [(20, 50)]),  # agg_2's DER, not owner_1's
         item(K.DER, "00000000-0000-4000-8000-000000000000", iv, [(20, 50)]),  # no such DER
         item(K.AGGREGATION, p.aggregations["vpp_1"], iv, [(20, 50)]),  # agg_1's aggregation
         item(K.DSO_VIRTUAL, p.tdis["tdi_t"], iv, [(20, 50)]),
+        item(K.DER, t1, iv, [(20, 100)], product=reserve),  # a PV DER is registered for energy only
     ]
     offers_before, audit_before = count(p, offers_table), count(p, audit_records)
     acks = submit(p, "owner_1", batch)
@@ -85,7 +88,9 @@ def test_every_bad_input_is_rejected_with_its_code_and_changes_nothing(province:
         (14, "rejected", "offers.not_represented"),
         (15, "rejected", "offers.not_represented"),
         (16, "rejected", "offers.not_enrolled"),
+        (17, "rejected", "offers.not_enrolled"),
     ]
+    assert "not registered for operating_reserve (registered for: energy)" in acks[17].message
     assert acks[13].message == acks[14].message.replace("00000000-0000-4000-8000-000000000000", p.ders["t3"])
     assert all(a.field for a in acks[1:])
     # only the good item is stored and audited
@@ -299,3 +304,62 @@ def test_aggregations_are_held_to_each_interfaces_direct_participation_threshold
     (ack,) = caught.value.details["items"]
     assert ack["code"] == "offers.not_enrolled"
     assert "300 kW at tdi_m, below the interface's 500 kW" in ack["message"]
+
+
+def test_a_ders_market_products_decide_what_it_may_offer(province: Province) -> None:
+    p = province
+    iv = rt_interval(p)
+    t1, t3 = p.ders["t1"], p.ders["t3"]
+    reserve = Product.OPERATING_RESERVE
+
+    def get(key: str) -> frozenset[Product]:
+        return p.run("regulator", lambda ctx: ders.get_der(ctx, p.ders[key])).market_products  # type: ignore[attr-defined,no-any-return]
+
+    # commissioning registers what the technology can provide: reserve only for a dispatchable one
+    assert (get("t1"), get("t3"), get("dr_a")) == (
+        frozenset({Product.ENERGY}),
+        frozenset({Product.ENERGY, reserve}),
+        frozenset({Product.ENERGY, reserve}),
+    )
+    (held,) = submit(p, "agg_2", [item(K.DER, t3, iv, [(30, 50)], product=reserve)])
+    assert held.code == "offers.accepted"
+
+    # a PV DER cannot register for reserve; nothing changes
+    audit_before = count(p, audit_records)
+    with pytest.raises(ValidationFailed) as refused:
+        p.run("owner_1", lambda ctx: ders.register_market_products(ctx, t1, [Product.ENERGY, reserve]))
+    assert (refused.value.code, refused.value.field) == ("der.product_not_capable", "products")
+    assert get("t1") == frozenset({Product.ENERGY})
+    assert count(p, audit_records) == audit_before
+
+    # its representative narrows t3 to energy: its reserve offers are refused, its energy offers accepted
+    p.run("agg_2", lambda ctx: ders.register_market_products(ctx, t3, [Product.ENERGY]))
+    assert count(p, audit_records) == audit_before + 1
+    acks = submit(
+        p,
+        "agg_2",
+        [
+            item(K.DER, t3, iv + timedelta(minutes=5), [(30, 50)], product=reserve),
+            item(K.DER, t3, iv + timedelta(minutes=5), [(30, 50)]),
+        ],
+    )
+    assert [(a.code, a.field) for a in acks] == [("offers.not_enrolled", "product"), ("offers.accepted", None)]
+    # the owner may register too (back to both); withdrawing from every product stops its own offers
+    p.run("owner_2", lambda ctx: ders.register_market_products(ctx, t3, [Product.ENERGY, reserve]))
+    assert get("t3") == frozenset({Product.ENERGY, reserve})
+    p.run("owner_2", lambda ctx: ders.register_market_products(ctx, t3, []))
+    with pytest.raises(ValidationFailed) as none:
+        submit(p, "agg_2", [item(K.DER, t3, iv + timedelta(minutes=10), [(30, 50)])])
+    assert "registered for: nothing" in none.value.details["items"][0]["message"]
+
+    # only the owner or representative, and only after commissioning and before retirement
+    with pytest.raises(PermissionDenied):
+        p.run("ldc_a", lambda ctx: ders.register_market_products(ctx, t3, [Product.ENERGY]))
+    with pytest.raises(NotFound):
+        p.run("agg_1", lambda ctx: ders.register_market_products(ctx, t3, [Product.ENERGY]))
+    with pytest.raises(PermissionDenied):
+        p.run("tso", lambda ctx: ders.register_market_products(ctx, t1, [Product.ENERGY]))
+    p.run("owner_1", lambda ctx: ders.retire(ctx, t1))
+    with pytest.raises(ConflictError) as retired:
+        p.run("owner_1", lambda ctx: ders.register_market_products(ctx, t1, [Product.ENERGY]))
+    assert retired.value.code == "der.illegal_transition"

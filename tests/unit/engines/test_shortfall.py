@@ -128,3 +128,28 @@ def test_a_merit_order_over_more_resources_can_be_reused() -> None:
     plain = redispatch_shortfall(problem, ders, der_resource, der_if, np.array([2000.0, np.inf]))
     np.testing.assert_allclose(with_order.der_p_kw[:2], plain.der_p_kw, atol=1e-6)
     assert with_order.der_p_kw[2] == 0.0
+
+
+def test_a_checked_resource_over_two_interfaces_reports_its_shortfall_by_its_factors() -> None:
+    """Resource 0, an aggregation 25 % at interface 0 and 75 % at interface 1, offers 8 MW at 10; resource 1 at
+    interface 1 offers 10 MW at 30. The TSO needs 8 MW. The check allows the aggregation 4 MW in all: 4 MW are
+    lost, 1 MW at interface 0 and 3 MW at interface 1, and resource 1 makes them good at interface 1."""
+    factors = DistributionFactors(np.array([0, 0, 1]), np.array([0, 1, 1]), np.array([0.25, 0.75, 1.0]))
+    problem = ClearingProblem(
+        energy=CurveSet.from_lists([[10], [30]], [[8000], [10000]]),
+        distribution_factors=factors,
+        injection_min_kw=np.full(2, -BIG),
+        injection_max_kw=np.full(2, BIG),
+        energy_requirement_kw=8000.0,
+    )
+    checked = np.array([0])
+    spread = DistributionFactors(np.array([0, 0]), np.array([0, 1]), np.array([0.25, 0.75]))
+    out = redispatch_shortfall(
+        problem, problem.energy.take(checked), checked, np.array([0]), np.array([4000.0]), member_factors=spread
+    )
+    np.testing.assert_allclose(out.final.p_kw, [4000, 4000], atol=1e-6)
+    np.testing.assert_allclose(out.shortfall_kw, [1000, 3000], atol=1e-6)
+    np.testing.assert_allclose(out.redispatched_kw, [0, 4000], atol=1e-6)
+    # without the factors the whole loss would be booked at the one interface given
+    plain = redispatch_shortfall(problem, problem.energy.take(checked), checked, np.array([0]), np.array([4000.0]))
+    np.testing.assert_allclose(plain.shortfall_kw, [4000, 0], atol=1e-6)

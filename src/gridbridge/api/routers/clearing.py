@@ -26,12 +26,12 @@ RunId = Annotated[str, Path(max_length=64)]
 
 
 class ForecastIn(Strict):
-    """The TSO's forecast inputs at one interface."""
+    """The TSO's load forecast at one interface (an interface without one has no known load)."""
 
     tdi_id: str = Field(min_length=1, max_length=64)
-    load_kw: float = Field(default=0.0, allow_inf_nan=False, description="Forecast load under the interface, kW")
-    der_schedule_kw: float = Field(
-        default=0.0, allow_inf_nan=False, description="Forecast output of DERs outside the market, kW"
+    load_kw: float = Field(
+        allow_inf_nan=False,
+        description="Forecast load under the interface, net of DERs the platform does not schedule, kW",
     )
 
 
@@ -52,10 +52,11 @@ class InterfaceOut(Out):
     model: str
     import_limit_kw: float
     export_limit_kw: float
-    load_kw: float
-    der_schedule_kw: float
+    load_kw: float | None = Field(description="The TSO's load forecast; null where it gave none")
+    der_schedule_kw: float = Field(description="Injection scheduled by instructions in force from outside the run")
     injection_kw: float
-    net_flow_kw: float
+    net_flow_kw: float = Field(description="load - DER schedules - injection; partial (without load) if no forecast")
+    net_flow_known: bool
     reverse_flow: bool
     energy_price_cad_per_mwh: Decimal | None
     reserve_price_cad_per_mwh: Decimal | None
@@ -81,9 +82,11 @@ class ResourceOut(Out):
 
 
 class CurtailmentOut(Out):
-    """A DER's dispatch cut by the distribution check, with its reason."""
+    """A resource's dispatch at one interface cut by the distribution check, with its reason."""
 
-    der_id: str
+    resource_kind: ResourceKind
+    resource_id: str
+    der_id: str | None = Field(description="The DER curtailed (null for an aggregation or a DSO's virtual resource)")
     tdi_id: str
     dispatched_kw: float
     allowed_kw: float
@@ -122,7 +125,7 @@ def render_run(ctx: Context, run: ClearingRun) -> RunOut:
     """A run with every interface's prices and flows, and the resource results the caller may see."""
     resources = service.visible_resources(ctx, run)
     scope = market_scope(ctx)
-    own_ders = {r.resource_id for r in resources if r.resource_kind is ResourceKind.DER}
+    own = {(r.resource_kind, r.resource_id) for r in resources}
     dso_tdis = {f.tdi_id for f in run.interfaces} if scope.everything or scope.tso else set()
     if scope.dso:
         dso_tdis = {r.tdi_id for r in run.resources if r.dso_id == scope.participant_id and r.tdi_id}
@@ -142,10 +145,15 @@ def render_run(ctx: Context, run: ClearingRun) -> RunOut:
         inputs_digest=run.inputs_digest,
         created_at=run.created_at,
         dispatched_at=run.dispatched_at,
-        interfaces=[InterfaceOut(**{**i.__dict__, "reverse_flow": i.reverse_flow}) for i in run.interfaces],
+        interfaces=[
+            InterfaceOut(**{**i.__dict__, "net_flow_known": i.net_flow_known, "reverse_flow": i.reverse_flow})
+            for i in run.interfaces
+        ],
         resources=[ResourceOut.model_validate(r) for r in resources],
         curtailments=[
-            CurtailmentOut.model_validate(c) for c in run.curtailments if c.der_id in own_ders or c.tdi_id in dso_tdis
+            CurtailmentOut.model_validate(c)
+            for c in run.curtailments
+            if (c.resource_kind, c.resource_id) in own or c.tdi_id in dso_tdis
         ],
     )
 
@@ -163,7 +171,7 @@ def create(body: RunIn, commands: CommandsDep) -> JSONResponse:
             body.interval_start,
             energy_requirement_kw=body.energy_requirement_kw,
             reserve_requirement_kw=body.reserve_requirement_kw,
-            forecasts={f.tdi_id: InterfaceForecast(f.load_kw, f.der_schedule_kw) for f in body.forecasts},
+            forecasts={f.tdi_id: InterfaceForecast(f.load_kw) for f in body.forecasts},
         )
         return render_run(ctx, run)
 

@@ -13,6 +13,7 @@ from gridbridge.api.deps import CommandsDep
 from gridbridge.api.schemas import Out, Strict, paging
 from gridbridge.domain.der import Der, DerSpec, MeterPosition, ReviewDecision, Technology
 from gridbridge.domain.lifecycle import DerStatus, allowed_actions
+from gridbridge.domain.offers import Product
 from gridbridge.services import ders as service
 from gridbridge.services.context import Context
 from gridbridge.services.ports import Page
@@ -42,6 +43,13 @@ class ReviewIn(Strict):
     import_limit_kw: float | None = Field(default=None, ge=0)
 
 
+class MarketProductsIn(Strict):
+    products: list[Product] = Field(
+        max_length=len(Product),
+        description="The wholesale products the DER offers on its own (energy, operating_reserve); [] for none",
+    )
+
+
 class ReviewOut(Out):
     decision: ReviewDecision
     reason: str
@@ -69,6 +77,7 @@ class DerOut(Out):
     allowed_actions: list[str]
     export_limit_kw: float | None
     import_limit_kw: float | None
+    market_products: list[Product]
     requested_at: datetime
     review_due_at: datetime
     review_overdue: bool
@@ -98,6 +107,7 @@ def render_der(ctx: Context, der: Der) -> DerOut:
         allowed_actions=[a.value for a in allowed_actions(der.status)],
         export_limit_kw=der.export_limit_kw,
         import_limit_kw=der.import_limit_kw,
+        market_products=sorted(der.market_products),
         requested_at=der.requested_at,
         review_due_at=der.review_due_at,
         review_overdue=overdue,
@@ -201,3 +211,18 @@ def resume(der_id: DerId, commands: CommandsDep) -> JSONResponse:
 def retire(der_id: DerId, commands: CommandsDep) -> JSONResponse:
     """The owner, its representative or the LDC retires the DER."""
     return commands.run(lambda ctx: render_der(ctx, service.retire(ctx, der_id)), lambda out: out)
+
+
+@router.put(
+    "/ders/{der_id}/market-products",
+    response_model=DerOut,
+    summary="Register the market products the DER offers on its own (owner or representative)",
+)
+def register_market_products(der_id: DerId, body: MarketProductsIn, commands: CommandsDep) -> JSONResponse:
+    """The DER's owner or representative sets the wholesale products it offers on its own, each one its
+    technology can provide (``der.product_not_capable``)."""
+    return commands.run(
+        lambda ctx: render_der(ctx, service.register_market_products(ctx, der_id, body.products)),
+        lambda out: out,
+        payload=body,
+    )
