@@ -20,6 +20,7 @@ from gridbridge.api.routers import (
     notifications,
     offers,
     participants,
+    storage,
     tdis,
 )
 from gridbridge.domain.clock import Clock, SystemClock
@@ -79,6 +80,7 @@ def create_app(
         network_state,
         envelopes,
         curtailment,
+        storage,
     ):
         app.include_router(module.router)
     return app

@@ -30,6 +30,12 @@ class Settings(BaseSettings):
     aggregation_min_size_kw: float = Field(
         default=100.0, gt=0, description="Default minimum aggregation size per market, kW"
     )
+    storage_round_trip_efficiency: float = Field(
+        default=0.9,
+        gt=0,
+        le=1,
+        description="Round-trip efficiency of a storage DER that declares none, in (0, 1] (conflict detection)",
+    )
     day_ahead_gate_closure_min: int = Field(
         default=720, ge=0, le=10080, description="Minutes before a day-ahead hour that its offers close"
     )
@@ -93,6 +99,7 @@ class Settings(BaseSettings):
             der_review_days=self.der_review_days,
             member_review_days=self.member_review_days,
             aggregation_min_size_kw=self.aggregation_min_size_kw,
+            storage_round_trip_efficiency=self.storage_round_trip_efficiency,
             market=MarketSettings(
                 day_ahead_gate_closure_min=self.day_ahead_gate_closure_min,
                 real_time_gate_closure_min=self.real_time_gate_closure_min,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -9,11 +10,14 @@ from enum import StrEnum
 from gridbridge.domain.errors import ValidationFailed, register_code
 from gridbridge.domain.lifecycle import DerAction, DerStatus, next_status
 from gridbridge.domain.offers import Product
-from gridbridge.domain.validation import require_name, require_non_negative, require_positive
+from gridbridge.domain.validation import OUT_OF_RANGE, require_name, require_non_negative, require_positive
 
 STORAGE_NEEDS_ENERGY = register_code("der.storage_needs_energy", 422, "A storage DER needs a positive e_kwh")
 ENERGY_ONLY_FOR_STORAGE = register_code(
     "der.energy_only_for_storage", 422, "e_kwh is only meaningful for storage and EV charging"
+)
+EFFICIENCY_ONLY_FOR_STORAGE = register_code(
+    "der.efficiency_only_for_storage", 422, "round_trip_efficiency is only meaningful for storage and EV charging"
 )
 NO_CAPACITY = register_code("der.no_capacity", 422, "A DER needs a positive p_export_kw or p_import_kw")
 LIMIT_ABOVE_CAPACITY = register_code(
@@ -61,6 +65,9 @@ class DerSpec:
     e_kwh: float | None
     ramp_kw_per_min: float | None
     meter_position: MeterPosition
+    round_trip_efficiency: float | None = None
+    """Storage only: energy out over energy in, in (0, 1]; ``None`` leaves the deployment's default
+    (``GRIDBRIDGE_STORAGE_ROUND_TRIP_EFFICIENCY``) to conflict detection."""
 
     def validate(self) -> DerSpec:
         """Return a cleaned copy, or raise ``ValidationFailed`` naming the field and rule."""
@@ -81,6 +88,15 @@ class DerSpec:
             require_positive(self.e_kwh, "e_kwh")
         if self.ramp_kw_per_min is not None:
             require_positive(self.ramp_kw_per_min, "ramp_kw_per_min")
+        rte = self.round_trip_efficiency
+        if rte is not None:
+            if self.technology not in _ENERGY_TECHNOLOGIES:
+                raise ValidationFailed(
+                    f"round_trip_efficiency is not used for {self.technology.value}",
+                    field="round_trip_efficiency",
+                    code=EFFICIENCY_ONLY_FOR_STORAGE,
+                )
+            require_round_trip_efficiency(rte)
         return DerSpec(
             name,
             self.technology,
@@ -89,7 +105,16 @@ class DerSpec:
             self.e_kwh,
             self.ramp_kw_per_min,
             self.meter_position,
+            float(rte) if rte is not None else None,
         )
+
+
+def require_round_trip_efficiency(value: float, field: str = "round_trip_efficiency") -> float:
+    """Return ``value`` if it is a round-trip efficiency, ``0 < value <= 1``; else raise
+    ``validation.out_of_range`` naming ``field``."""
+    if not (math.isfinite(value) and 0.0 < value <= 1.0):
+        raise ValidationFailed(f"{field} must be in (0, 1], got {value}", field=field, code=OUT_OF_RANGE)
+    return float(value)
 
 
 @dataclass(eq=False)
@@ -116,6 +141,8 @@ class Der:
     export_limit_kw: float | None = None
     import_limit_kw: float | None = None
     market_participating: bool = False
+    round_trip_efficiency: float | None = None
+    """Storage: the declared round-trip efficiency (``None``: the deployment's default applies)."""
     market_products: frozenset[Product] = frozenset()
     """The wholesale products the DER is registered for when it offers on its own (set on commissioning to what its
     technology can provide; changed by its owner or representative)."""
@@ -156,6 +183,7 @@ class Der:
             "p_export_kw": self.p_export_kw,
             "p_import_kw": self.p_import_kw,
             "e_kwh": self.e_kwh,
+            "round_trip_efficiency": self.round_trip_efficiency,
             "status": self.status.value,
             "connection_point_id": self.connection_point_id,
             "owner_id": self.owner_id,

@@ -23,6 +23,8 @@ class RegistrySettings:
     der_review_days: int = 60
     member_review_days: int = 60
     aggregation_min_size_kw: float = 100.0
+    storage_round_trip_efficiency: float = 0.9
+    """Round-trip efficiency conflict detection assumes for a storage DER that declares none."""
     market: MarketSettings = field(default_factory=MarketSettings)
 
 

@@ -75,6 +75,7 @@ def request_interconnection(
         p_export_kw=spec.p_export_kw,
         p_import_kw=spec.p_import_kw,
         e_kwh=spec.e_kwh,
+        round_trip_efficiency=spec.round_trip_efficiency,
         ramp_kw_per_min=spec.ramp_kw_per_min,
         meter_position=spec.meter_position,
         owner_id=owner,

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from gridbridge.services.envelope_store_ports import EnvelopeRepositories
     from gridbridge.services.market_ports import MarketRepositories
     from gridbridge.services.settlement_ports import SettlementFlagRepository
+    from gridbridge.services.storage_ports import StateOfChargeRepository
 
 
 @dataclass(frozen=True)
@@ -158,6 +159,8 @@ class UnitOfWork(Protocol):
     def curtailment(self) -> CurtailmentRepository: ...
     @property
     def conflicts(self) -> ConflictRepository: ...
+    @property
+    def state_of_charge(self) -> StateOfChargeRepository: ...
     @property
     def settlement(self) -> SettlementFlagRepository: ...
 

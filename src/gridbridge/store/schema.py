@@ -16,6 +16,7 @@ import gridbridge.store.envelope_tables
 import gridbridge.store.market_tables
 import gridbridge.store.network_tables
 import gridbridge.store.settlement_tables
+import gridbridge.store.storage_tables
 import gridbridge.store.tables  # noqa: F401  (registers every table on the metadata)
 from gridbridge.store.base import Base
 

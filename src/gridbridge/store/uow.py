@@ -23,6 +23,7 @@ from gridbridge.store.repositories import (
     SqlUsers,
 )
 from gridbridge.store.settlement_repository import SqlSettlementFlags
+from gridbridge.store.storage_repository import SqlStateOfCharge
 
 
 class SqlUnitOfWork:
@@ -49,6 +50,7 @@ class SqlUnitOfWork:
         self.envelopes = SqlEnvelopeStore(s)
         self.curtailment = SqlCurtailment(s)
         self.conflicts = SqlConflicts(s)
+        self.state_of_charge = SqlStateOfCharge(s)
         self.settlement = SqlSettlementFlags(s)
         return self
 

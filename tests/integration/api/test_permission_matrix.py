@@ -49,6 +49,7 @@ from api_province import (
 from conflicts_matrix import add_conflict, add_shared_conflicts
 from curtailment_matrix import add_curtailment
 from curtailment_matrix import window as curtailment_window
+from storage_matrix import add_storage
 
 from gridbridge.cli.bootstrap import Platform
 from gridbridge.cli.config import Settings
@@ -119,7 +120,7 @@ def row(**cells: Outcome) -> dict[str, Outcome]:
     return cells
 
 
-ALL_DERS = ("a1", "a2", "a3", "b1", "b2", "r1", "rv1", "ap1", "s1", "t1", "m1", "d1")
+ALL_DERS = ("a1", "a2", "a3", "b1", "b2", "r1", "rv1", "ap1", "s1", "t1", "m1", "d1", "st1")
 ALL_PARTICIPANTS = ("tso", "ldc_a", "ldc_b", "agg_1", "agg_2", "owner_1", "owner_2", "regulator")
 ALL_TDIS = ("tdi_a", "tdi_b", "tdi_c")
 
@@ -307,11 +308,11 @@ EXPECTED: dict[tuple[str, str], dict[str, Outcome]] = {
         # alt 2 at tdi_a: only market-participating a2; total DSO at tdi_b: none, though b1 is in a wholesale VPP
         tso=listing("a2"),
         ldc_a=listing("a1", "a2", "a3", "r1", "rv1", "ap1", "s1", "t1", "m1"),
-        ldc_b=listing("b1", "b2", "d1"),
+        ldc_b=listing("b1", "b2", "d1", "st1"),
         agg_1=listing("a2", "a3", "b2", "t1", "m1"),
-        agg_2=listing("b1"),
+        agg_2=listing("b1", "st1"),
         owner_1=listing("a1", "a2", "b2", "r1", "rv1", "ap1", "s1", "t1"),
-        owner_2=listing("a3", "b1", "m1"),
+        owner_2=listing("a3", "b1", "m1", "st1"),
         regulator=listing(*ALL_DERS),
         anonymous=UNAUTHENTICATED,
     ),
@@ -324,6 +325,29 @@ EXPECTED: dict[tuple[str, str], dict[str, Outcome]] = {
         owner_1=ok(200, "a2"),
         owner_2=HIDDEN,
         regulator=ok(200, "a2"),
+        anonymous=UNAUTHENTICATED,
+    ),
+    # state of charge of st1 (``storage_matrix``: tdi_b, owner_2 represented by agg_2; the TSO sees no DER there)
+    ("POST", "/ders/{der_id}/state-of-charge"): row(
+        tso=FORBIDDEN,  # the TSO and observers never report
+        ldc_a=HIDDEN,
+        ldc_b=ok_unchecked(201),
+        agg_1=HIDDEN,
+        agg_2=ok_unchecked(201),
+        owner_1=HIDDEN,
+        owner_2=ok_unchecked(201),
+        regulator=FORBIDDEN,
+        anonymous=UNAUTHENTICATED,
+    ),
+    ("GET", "/ders/{der_id}/state-of-charge"): row(  # whoever sees st1
+        tso=HIDDEN,
+        ldc_a=HIDDEN,
+        ldc_b=ok_unchecked(200),
+        agg_1=HIDDEN,
+        agg_2=ok_unchecked(200),
+        owner_1=HIDDEN,
+        owner_2=ok_unchecked(200),
+        regulator=ok_unchecked(200),
         anonymous=UNAUTHENTICATED,
     ),
     ("POST", "/ders/{der_id}/review/start"): _only_ldc_a_of_tdi_a(200),  # r1, requested
@@ -984,6 +1008,10 @@ CALLS: dict[tuple[str, str], Call] = {
     ),
     ("GET", "/ders"): Call(_none, rows=_names),
     ("GET", "/ders/{der_id}"): Call(_der("a2"), rows=_one(_names)),
+    ("POST", "/ders/{der_id}/state-of-charge"): Call(
+        _der("st1"), body=lambda m: {"measured_at": m.province.clock.now().isoformat(), "soc_kwh": 150.0}
+    ),
+    ("GET", "/ders/{der_id}/state-of-charge"): Call(_der("st1")),
     ("POST", "/ders/{der_id}/review/start"): Call(_der("r1")),
     ("POST", "/ders/{der_id}/review/decision"): Call(
         _der("rv1"), body=lambda m: {"decision": "approved", "reason": "hosting capacity study passed"}
@@ -1163,6 +1191,7 @@ class Provinces:
             add_conflict(matrix)
             add_shared_conflicts(matrix)
             add_curtailment(matrix)
+            add_storage(matrix)
             self.built[name] = matrix
         return self.built[name]
 

@@ -29,6 +29,12 @@ class DerIn(Strict):
     p_import_kw: float = Field(ge=0, description="Maximum withdrawal from the grid, kW")
     e_kwh: float | None = Field(default=None, gt=0, description="Usable energy, storage and EV charging only")
     ramp_kw_per_min: float | None = Field(default=None, gt=0)
+    round_trip_efficiency: float | None = Field(
+        default=None,
+        gt=0,
+        le=1,
+        description="Storage: energy out over energy in (default: GRIDBRIDGE_STORAGE_ROUND_TRIP_EFFICIENCY)",
+    )
     meter_position: MeterPosition = MeterPosition.BEHIND_THE_METER
     connection_point_id: int = Field(ge=1)
     ldc_id: str | None = Field(default=None, description="The LDC the request is addressed to (checked)")
@@ -66,6 +72,7 @@ class DerOut(Out):
     p_import_kw: float
     e_kwh: float | None
     ramp_kw_per_min: float | None
+    round_trip_efficiency: float | None
     meter_position: MeterPosition
     owner_id: str
     representative_id: str | None
@@ -96,6 +103,7 @@ def render_der(ctx: Context, der: Der) -> DerOut:
         p_import_kw=der.p_import_kw,
         e_kwh=der.e_kwh,
         ramp_kw_per_min=der.ramp_kw_per_min,
+        round_trip_efficiency=der.round_trip_efficiency,
         meter_position=der.meter_position,
         owner_id=der.owner_id,
         representative_id=der.representative_id,
@@ -126,6 +134,7 @@ def request_interconnection(body: DerIn, commands: CommandsDep) -> JSONResponse:
         body.e_kwh,
         body.ramp_kw_per_min,
         body.meter_position,
+        body.round_trip_efficiency,
     )
     return commands.run(
         lambda ctx: render_der(
