@@ -144,6 +144,22 @@ class ConflictRepository(Protocol):
         """Record that a request was answered with an amended setpoint."""
         ...
 
+    def due_amendments(self, before: datetime, addressee_id: str | None) -> list[StoredAmendment]:
+        """Pending requests whose deadline is before ``before`` (only ``addressee_id``'s when given), by
+        deadline."""
+        ...
+
+    def expire_amendment(self, request_id: str) -> None:
+        """Mark a pending request ``expired``."""
+        ...
+
+    def point_instructions(
+        self, connection_point_ids: Sequence[int], start: datetime, end: datetime
+    ) -> list[Instruction]:
+        """Live (issued, received or accepted) DER-level instructions to any DER at ``connection_point_ids`` that
+        overlap or touch ``[start, end]``, in issue order."""
+        ...
+
     def der_instructions(self, der_ids: Sequence[str], start: datetime, end: datetime) -> list[Instruction]:
         """Live (issued, received or accepted) DER-level instructions to ``der_ids`` that overlap or touch
         ``[start, end]``, in issue order."""

@@ -5,19 +5,25 @@ Where detection runs:
 
 * ``check_instructions``: when DER-level instructions are issued (the TSO's instructions to DERs after a
   clearing run, every split child, a DSO's distribution service dispatch, an amended instruction). The new
-  instructions are checked together with every live stored instruction to the same DERs that overlaps or
-  touches them, transitively (the 12-4 pm and 4-8 pm dispatches of one battery touch at 4 pm).
+  instructions are checked together with every live stored instruction to the same DERs, and to the other DERs
+  at the same connection points, that overlaps or touches them, transitively (the 12-4 pm and 4-8 pm dispatches
+  of one battery touch at 4 pm).
 * ``check_offers``: when offers are submitted; each DER's kW offered directly and through aggregations in one
   interval are commitments, checked for double counting.
-* ``check_before_dispatch``: again over the DER-level instructions of a cycle before they go out (network
-  events or envelopes may have changed since they were issued).
+* ``recheck_points``: when the network changes (a network event's de-energised points, a published envelope
+  run's points), over the covered intervals, in the transaction of that change.
+* ``check_before_dispatch``: again over the DER-level instructions of a cycle before they go out (states of
+  charge, envelopes or network state may have changed since they were issued).
 
-Each check builds a case (DER capabilities, storage at its most favourable initial state of charge with
-``STORAGE_ROUND_TRIP_EFFICIENCY``, the DERs' approved static limits as DER envelopes, the published envelopes
-in force as connection-point envelopes and the de-energised ones as outages), detects, resolves under each
-interface's stored policy (``DEFAULT_POLICY`` without one), and in the caller's transaction stores every
-conflict with its one resolution, adjusts the instructions as the resolution says (a reduced setpoint, or
-``cancelled`` at 0 kW, the reason appended), and notifies every party of every outcome with its reason.
+Each check builds a case (DER capabilities; storage with its declared round-trip efficiency, else
+``GRIDBRIDGE_STORAGE_ROUND_TRIP_EFFICIENCY``, starting from its latest state-of-charge reading at or before the
+horizon, else from the most favourable one; the DERs' approved static limits as DER envelopes; the published
+envelopes in force as connection-point envelopes and the de-energised ones as outages; each instruction's
+service category from its root issuer and kind), detects, resolves under each interface's stored policy
+(``DEFAULT_POLICY`` without one), and in the caller's transaction stores every conflict with its one
+resolution, adjusts the instructions as the resolution says (a reduced setpoint, or ``cancelled`` at 0 kW, the
+reason appended), and notifies every party of every outcome with its reason. Amendment requests whose deadline
+passes unanswered expire (``expire_amendments``, run with escalation): the provisional setpoint is final.
 """
 
 from __future__ import annotations
@@ -52,6 +58,7 @@ from gridbridge.domain.conflicts import (
     ServicePriorityList,
     StorageSpec,
     SubjectType,
+    format_time,
 )
 from gridbridge.domain.conflicts import InstructionKind as ConflictInstructionKind
 from gridbridge.domain.der import Der, Technology
@@ -75,6 +82,7 @@ from gridbridge.domain.roles import Role, Service
 from gridbridge.domain.validation import NOT_FINITE, OUT_OF_RANGE
 from gridbridge.engines.conflicts import build_case, detect_conflicts, resolve_conflicts
 from gridbridge.engines.conflicts.case import ConflictCase
+from gridbridge.engines.conflicts.kernels import energy_delta_kwh, energy_power_kw
 from gridbridge.engines.conflicts.resolution import ResolutionResult
 from gridbridge.services.conflict_ports import (
     ConflictFilter,
@@ -86,15 +94,14 @@ from gridbridge.services.conflict_ports import (
 )
 from gridbridge.services.context import Context
 from gridbridge.services.ports import Page
+from gridbridge.services.storage_ports import StateOfChargeReading
 from gridbridge.services.tdis import get_tdi
 
 STAGE_OFFERS = "offer_submission"
 STAGE_ISSUE = "instruction_issue"
 STAGE_DISPATCH = "pre_dispatch"
 STAGE_AMENDMENT = "amendment"
-
-STORAGE_ROUND_TRIP_EFFICIENCY = 1.0
-"""Round-trip efficiency assumed for storage DERs (split evenly between charge and discharge)."""
+STAGE_NETWORK = "network_change"
 _TOL_KW = 1e-6
 _UNLIMITED_KW = 1e12
 """Stands for "no limit" where the engine needs a finite number."""
@@ -110,7 +117,7 @@ def _reduces_load(der: Der) -> bool:
     return der.p_export_kw <= 0
 
 
-def _single_issuer(instructions: Sequence[Instruction], roles: Mapping[str, Role]) -> set[str]:
+def _single_issuer(instructions: Sequence[Instruction], seen: Mapping[str, ConflictInstruction]) -> set[str]:
     """DERs whose live instructions are all allocations (split children) by one DSO or aggregator for one
     service category. Hidden coupling needs two parties (or two services): one issuer's own allocations for one
     service (each split respects the DER's availability) are not checked against the DER's capability, storage
@@ -120,26 +127,31 @@ def _single_issuer(instructions: Sequence[Instruction], roles: Mapping[str, Role
     direct: set[str] = set()
     for i in instructions:
         if i.der_id is not None:
-            category = _conflict_instruction(i, roles).category.value
-            issuers.setdefault(i.der_id, set()).add((i.issuer_id, category))
-            if i.parent_id is None:
+            c = seen[i.id]
+            issuers.setdefault(i.der_id, set()).add((i.issuer_id, c.category.value))
+            if i.parent_id is None or c.issuer_role is Role.TSO:
                 direct.add(i.der_id)
-    return {
-        d
-        for d, who in issuers.items()
-        if len(who) == 1 and d not in direct and roles.get(next(iter(who))[0]) is not Role.TSO
-    }
+    return {d for d, who in issuers.items() if len(who) == 1 and d not in direct}
 
 
-def _capability(der: Der, unchecked: bool = False, soc_initial_fraction: float = 1.0) -> DerCapability:
+def round_trip_efficiency(ctx: Context, der: Der) -> float:
+    """The round-trip efficiency conflict detection uses for a storage DER: its declared one, else the
+    deployment's default (``GRIDBRIDGE_STORAGE_ROUND_TRIP_EFFICIENCY``)."""
+    if der.round_trip_efficiency is not None:
+        return der.round_trip_efficiency
+    return ctx.settings.storage_round_trip_efficiency
+
+
+def _has_storage(der: Der) -> bool:
+    return der.technology is Technology.STORAGE and bool(der.e_kwh)
+
+
+def _capability(der: Der, unchecked: bool, storage: StorageSpec | None) -> DerCapability:
     """Capability as conflict detection sees it; a load-reduction DER's reduction counts as injection.
     ``unchecked``: no capability or storage limit (see ``_single_issuer``)."""
     export_kw = der.p_import_kw if _reduces_load(der) else der.p_export_kw
     if unchecked:
         return DerCapability(der.id, der.tdi_id, str(der.connection_point_id), _UNLIMITED_KW, _UNLIMITED_KW)
-    storage = None
-    if der.technology is Technology.STORAGE and der.e_kwh:
-        storage = StorageSpec.with_round_trip(der.e_kwh, soc_initial_fraction, STORAGE_ROUND_TRIP_EFFICIENCY)
     return DerCapability(
         der.id, der.tdi_id, str(der.connection_point_id), max(export_kw, 0.0), max(der.p_import_kw, 0.0), storage
     )
@@ -173,30 +185,70 @@ def _roles(ctx: Context) -> dict[str, Role]:
     return {p.id: p.role for p in ctx.uow.participants.list_all()}
 
 
-def _conflict_instruction(i: Instruction, roles: Mapping[str, Role]) -> ConflictInstruction:
-    """An instruction as conflict detection sees it: its service category follows from kind, product, issuer."""
+def _root_issuers(ctx: Context, instructions: Iterable[Instruction]) -> dict[str, str]:
+    """Instruction id -> the issuer of the instruction it was split from at the top of its chain (its own issuer
+    for an instruction on its own account). Each parent is read once."""
+    parents: dict[str, Instruction | None] = {}
+    out: dict[str, str] = {}
+    for i in instructions:
+        issuer, parent_id, seen = i.issuer_id, i.parent_id, {i.id}
+        while parent_id and parent_id not in seen:
+            seen.add(parent_id)
+            if parent_id not in parents:
+                parents[parent_id] = ctx.uow.market.instructions.get(parent_id)
+            parent = parents[parent_id]
+            if parent is None:
+                break
+            issuer, parent_id = parent.issuer_id, parent.parent_id
+        out[i.id] = issuer
+    return out
+
+
+def _issuing_role(role: Role | None) -> Role:
+    return role if role in (Role.TSO, Role.DSO, Role.AGGREGATOR) else Role.TSO
+
+
+def _conflict_instruction(i: Instruction, roles: Mapping[str, Role], root_issuer: str | None) -> ConflictInstruction:
+    """An instruction as conflict detection sees it. Its service category follows from its root issuer (the
+    issuer at the top of its split chain) and its kind:
+
+    * an operating instruction whose root issuer is the TSO (the TSO's own, or the DSO's split of it):
+      bulk-system reliability; a load curtailment counts upwards (injection);
+    * a DSO's operating instruction on its own account (a curtailment for a distribution constraint):
+      distribution safety, a reduction (``reduces_export``) that keeps its negative sign;
+    * a DSO's distribution service dispatch: distribution services;
+    * schedules and dispatch: the category of their product (energy: wholesale energy, operating reserve:
+      bulk-system reliability, counted upwards)."""
     assert i.der_id is not None
     p_kw = i.p_kw
+    issuer_role = _issuing_role(roles.get(i.issuer_id))
+    root_role: Role | None = None
+    reduces = False
     if i.kind is InstructionKind.OPERATING:
-        kind, service, role = ConflictInstructionKind.OPERATING_INSTRUCTION, Service.WHOLESALE_ENERGY, Role.TSO
-        p_kw = abs(p_kw)
+        kind, service = ConflictInstructionKind.OPERATING_INSTRUCTION, Service.WHOLESALE_ENERGY
+        root = roles.get(root_issuer or i.issuer_id)
+        root_role = Role.DSO if root is Role.DSO else Role.TSO
+        if issuer_role is Role.AGGREGATOR and root_role is Role.DSO:
+            issuer_role = Role.DSO  # an aggregator only passes a DSO's operating instruction on
+        if i.product is InstructionProduct.LOAD_CURTAILMENT:
+            p_kw = abs(p_kw)
+        reduces = root_role is Role.DSO and p_kw < 0
+        if root_role is issuer_role:
+            root_role = None
     elif i.kind is InstructionKind.SERVICE:
-        kind, service, role = ConflictInstructionKind.DISPATCH, Service.DISTRIBUTION_SERVICES, Role.DSO
+        kind, service, issuer_role = ConflictInstructionKind.DISPATCH, Service.DISTRIBUTION_SERVICES, Role.DSO
     else:
         kind = (
             ConflictInstructionKind.SCHEDULE if i.kind is InstructionKind.SCHEDULE else ConflictInstructionKind.DISPATCH
         )
         product = Product.OPERATING_RESERVE if i.product is InstructionProduct.OPERATING_RESERVE else Product.ENERGY
         service = SERVICE_OF[product]
-        role = roles.get(i.issuer_id, Role.TSO)
-        if role not in (Role.TSO, Role.DSO, Role.AGGREGATOR):
-            role = Role.TSO
         if i.product is not InstructionProduct.ENERGY:
             p_kw = abs(p_kw)
     return ConflictInstruction(
         instruction_id=i.id,
         issuer_party_id=i.issuer_id,
-        issuer_role=role,
+        issuer_role=issuer_role,
         recipient_party_id=i.recipient_id,
         der_id=i.der_id,
         service=service,
@@ -205,27 +257,59 @@ def _conflict_instruction(i: Instruction, roles: Mapping[str, Role]) -> Conflict
         end=i.interval_end,
         p_kw=p_kw,
         issued_at=i.issued_at,
+        root_issuer_role=root_role,
+        reduces_export=reduces,
     )
 
 
-def _favourable_soc(
-    der: Der, instructions: Sequence[Instruction], grid: IntervalGrid, roles: Mapping[str, Role]
-) -> float:
-    """The most favourable initial state of charge of a storage DER for its instructions on ``grid``: the
-    lowest that never runs empty. Stored DERs carry no measured state of charge, so a storage conflict is
-    flagged only when no initial state of charge makes the instructions deliverable (the white paper's
-    battery, dispatched 12-8 pm, fails even when full at noon)."""
-    if der.technology is not Technology.STORAGE or not der.e_kwh:
-        return 1.0
+@dataclass(frozen=True)
+class _InitialSoc:
+    """Where a storage DER's trajectory starts: a reported reading, or the most favourable state of charge."""
+
+    fraction: float
+    reading: StateOfChargeReading | None
+
+    def describe(self, der: Der, at: datetime) -> str:
+        assert der.e_kwh is not None
+        if self.reading is None:
+            return (
+                f"Initial state of charge: the most favourable, {self.fraction * der.e_kwh:.3f} kWh (no reading at or "
+                f"before {format_time(at)})."
+            )
+        r = self.reading
+        return (
+            f"Initial state of charge: {r.soc_kwh:.3f} kWh as reported by {r.reported_by} for "
+            f"{format_time(r.measured_at)}."
+        )
+
+
+def _initial_soc(
+    der: Der,
+    instructions: Sequence[ConflictInstruction],
+    grid: IntervalGrid,
+    efficiency: float,
+    reading: StateOfChargeReading | None,
+) -> _InitialSoc:
+    """A storage DER's initial state of charge on ``grid``: the latest reading at or before the grid's start when
+    there is one, else the most favourable (the lowest that never runs empty under ``instructions``, so that a
+    storage conflict is flagged only when no initial state of charge makes them deliverable: the white paper's
+    battery, dispatched 12-8 pm, fails even when full at noon). Reductions lower discharge and never charge
+    (``energy_power_kw``), as in detection."""
+    assert der.e_kwh is not None
+    if reading is not None:
+        return _InitialSoc(min(max(reading.soc_kwh / der.e_kwh, 0.0), 1.0), reading)
     p_kw = np.zeros(grid.n_intervals)
-    for i in instructions:
-        if i.der_id == der.id:
-            span = grid.overlapping(i.interval_start, i.interval_end)
-            p_kw[span.start : span.stop] += _conflict_instruction(i, roles).p_kw
-    eta = math.sqrt(STORAGE_ROUND_TRIP_EFFICIENCY)
-    delta_kwh = np.where(p_kw > 0, -p_kw * grid.dt_h / eta, -p_kw * grid.dt_h * eta)
+    reduction_kw = np.zeros(grid.n_intervals)
+    for c in instructions:
+        if c.der_id == der.id:
+            span = grid.overlapping(c.start, c.end)
+            p_kw[span.start : span.stop] += c.p_kw
+            if c.reduces_export:
+                reduction_kw[span.start : span.stop] -= c.p_kw
+    eta = np.full(1, math.sqrt(efficiency))
+    delta_kwh = energy_delta_kwh(energy_power_kw(p_kw, reduction_kw)[None, :], eta[:, None], eta[:, None], grid.dt_h)
     lowest = min(0.0, float(np.cumsum(delta_kwh).min()))
-    return min(-lowest, der.e_kwh) / der.e_kwh
+    return _InitialSoc(min(-lowest, der.e_kwh) / der.e_kwh, None)
 
 
 def _limits(
@@ -306,6 +390,34 @@ def _parties(c: Conflict, result_outcomes: Iterable[tuple[str, str]], env: _Cont
     return sorted(parties)
 
 
+def _notes(
+    ctx: Context,
+    parties: Iterable[str],
+    message: str,
+    at: datetime,
+    *,
+    tdi_id: str | None,
+    interval_start: datetime | None,
+    magnitude_kw: float | None,
+    instruction_id: str | None,
+) -> list[Notification]:
+    """One ``conflict_resolved`` notification with ``message`` to each of ``parties``."""
+    return [
+        Notification(
+            id=ctx.new_id(),
+            recipient_id=party,
+            kind=NotificationKind.CONFLICT_RESOLVED,
+            created_at=at,
+            message=message,
+            tdi_id=tdi_id,
+            interval_start=interval_start,
+            magnitude_kw=magnitude_kw,
+            instruction_id=instruction_id[:48] if instruction_id else None,
+        )
+        for party in parties
+    ]
+
+
 def _record(
     ctx: Context, case: ConflictCase, conflicts: Sequence[Conflict], result: ResolutionResult, stage: str, env: _Context
 ) -> list[StoredConflict]:
@@ -366,22 +478,17 @@ def _record(
                 f"conflict {conflict_id} ({conflict.kind.value}): {outcome.subject_type.value} {outcome.subject_id} "
                 f"{outcome.action.value} under {resolution.rule.value}. {outcome.reason}"
             )
-            for party in dict.fromkeys((*outcome.party_ids, *sorted(upstream.get(outcome.subject_id, ())))):
-                notes.append(
-                    Notification(
-                        id=ctx.new_id(),
-                        recipient_id=party,
-                        kind=NotificationKind.CONFLICT_RESOLVED,
-                        created_at=now,
-                        message=message,
-                        tdi_id=conflict.tdi_id,
-                        interval_start=start,
-                        magnitude_kw=outcome.original_p_kw,
-                        instruction_id=(
-                            outcome.subject_id[:48] if outcome.subject_type is SubjectType.INSTRUCTION else None
-                        ),
-                    )
-                )
+            recipients = dict.fromkeys((*outcome.party_ids, *sorted(upstream.get(outcome.subject_id, ()))))
+            notes += _notes(
+                ctx,
+                recipients,
+                message,
+                now,
+                tdi_id=conflict.tdi_id,
+                interval_start=start,
+                magnitude_kw=outcome.original_p_kw,
+                instruction_id=outcome.subject_id if outcome.subject_type is SubjectType.INSTRUCTION else None,
+            )
         stored.append(record)
     ctx.uow.market.notifications.add_many(notes)
     return stored
@@ -408,6 +515,32 @@ def _reason_of(stored: Sequence[StoredConflict]) -> dict[str, str]:
     return reasons
 
 
+def _with_storage_state(
+    conflict: Conflict,
+    ders: Mapping[str, Der],
+    socs: Mapping[str, _InitialSoc],
+    efficiency: Mapping[str, float],
+    at: datetime,
+) -> Conflict:
+    """A storage-energy conflict says which initial state of charge it used (a reading or the most favourable)
+    and the round-trip efficiency: in ``figures`` (``soc_initial_reported`` 1 or 0, ``round_trip_efficiency``)
+    and at the end of its summary."""
+    if conflict.kind is not ConflictKind.HIDDEN_COUPLING_ENERGY or conflict.der_ids[0] not in socs:
+        return conflict
+    der_id = conflict.der_ids[0]
+    soc = socs[der_id]
+    figures = {
+        **conflict.figures,
+        "soc_initial_reported": 1.0 if soc.reading is not None else 0.0,
+        "round_trip_efficiency": efficiency[der_id],
+    }
+    summary = (
+        f"{conflict.summary} {soc.describe(ders[der_id], at)} Round-trip efficiency {efficiency[der_id]:g}"
+        f"{'' if ders[der_id].round_trip_efficiency is not None else ' (the platform default)'}."
+    )
+    return replace(conflict, figures=figures, summary=summary)
+
+
 def _run(
     ctx: Context,
     instructions: Sequence[Instruction],
@@ -426,12 +559,34 @@ def _run(
     start, end = grid.start, grid.end
     der_list = [ders[k] for k in sorted(ders)]
     roles = _roles(ctx)
-    own = _single_issuer(instructions, roles)
+    roots = _root_issuers(ctx, instructions)
+    seen = {i.id: _conflict_instruction(i, roles, roots.get(i.id)) for i in instructions}
+    own = _single_issuer(instructions, seen)
     envelopes, outages = _limits(ctx, der_list, start, end, own)
+    storage = [d for d in der_list if _has_storage(d) and d.id not in own]
+    readings = ctx.uow.state_of_charge.latest_many([d.id for d in storage], start) if storage else {}
+    by_der: dict[str, list[ConflictInstruction]] = {}
+    for c in seen.values():
+        by_der.setdefault(c.der_id, []).append(c)
+    socs: dict[str, _InitialSoc] = {}
+    efficiency: dict[str, float] = {}
+    for d in storage:
+        assert d.e_kwh is not None
+        efficiency[d.id] = round_trip_efficiency(ctx, d)
+        socs[d.id] = _initial_soc(d, by_der.get(d.id, []), grid, efficiency[d.id], readings.get(d.id))
     case = build_case(
         grid,
-        [_capability(d, d.id in own, _favourable_soc(d, instructions, grid, roles)) for d in der_list],
-        [_conflict_instruction(i, roles) for i in instructions],
+        [
+            _capability(
+                d,
+                d.id in own,
+                StorageSpec.with_round_trip(d.e_kwh, socs[d.id].fraction, efficiency[d.id])
+                if d.id in socs and d.e_kwh
+                else None,
+            )
+            for d in der_list
+        ],
+        [seen[i.id] for i in instructions],
         envelopes=envelopes,
         outages=outages,
         commitments=commitments,
@@ -439,6 +594,7 @@ def _run(
     found = detect_conflicts(case)
     if not found:
         return [], {}, {}
+    found = tuple(_with_storage_state(c, ders, socs, efficiency, start) for c in found)
     result = resolve_conflicts(case, found, ctx.clock.now(), policies=_policies(ctx, (d.tdi_id for d in der_list)))
     chosen = [
         k for k, c in enumerate(found) if keep is None or keep & set(c.instruction_ids) or keep & set(c.commitment_ids)
@@ -464,12 +620,14 @@ def _apply(instruction: Instruction, p_kw: float, reason: str) -> Instruction:
 
 
 def _coupled(
-    ctx: Context, der_ids: set[str], start: datetime, end: datetime, exclude: set[str]
+    ctx: Context, points: set[int], start: datetime, end: datetime, exclude: set[str]
 ) -> dict[str, Instruction]:
-    """Live stored instructions to ``der_ids`` that overlap or touch ``[start, end]``, transitively."""
+    """Live stored DER-level instructions to any DER at the connection ``points`` that overlap or touch
+    ``[start, end]``, transitively in time (a point's DERs share its envelope, so each is checked with the
+    others)."""
     stored: dict[str, Instruction] = {}
     for _ in range(_MAX_EXPANSIONS):
-        found = [i for i in ctx.uow.conflicts.der_instructions(sorted(der_ids), start, end) if i.id not in exclude]
+        found = [i for i in ctx.uow.conflicts.point_instructions(sorted(points), start, end) if i.id not in exclude]
         stored = {i.id: i for i in found}
         lo = min([start, *(i.interval_start for i in found)])
         hi = max([end, *(i.interval_end for i in found)])
@@ -492,8 +650,25 @@ def _is_der_level(i: Instruction) -> bool:
     return i.der_id is not None and i.resource_kind is ResourceKind.DER and abs(i.p_kw) > _TOL_KW
 
 
+def _store_adjustments(
+    ctx: Context, stored: Mapping[str, Instruction], adjusted: Mapping[str, float], reasons: Mapping[str, str]
+) -> None:
+    """Write each stored instruction's setpoint as a stored resolution left it (reduced or cancelled, reason
+    appended)."""
+    for instruction_id, p_kw in adjusted.items():
+        if instruction_id in stored and instruction_id in reasons:
+            after = _apply(stored[instruction_id], p_kw, reasons[instruction_id])
+            ctx.uow.conflicts.adjust_instruction(
+                instruction_id,
+                p_kw=after.p_kw,
+                status=InstructionStatus.CANCELLED if after.status is InstructionStatus.CANCELLED else None,
+                reason=after.reason.rsplit("; ", 1)[-1] if after.reason else "",
+            )
+
+
 def check_instructions(ctx: Context, new: Sequence[Instruction], *, stage: str = STAGE_ISSUE) -> list[Instruction]:
-    """Check ``new`` (not yet stored) with every live stored DER-level instruction they couple with.
+    """Check ``new`` (not yet stored) with every live stored DER-level instruction they couple with: to the
+    same DERs or to other DERs at the same connection points, overlapping or touching in time, transitively.
 
     Returns ``new`` in order, each DER-level one as the resolution leaves it (reduced, or ``cancelled`` at
     0 kW, with the conflict named in its reason); stored instructions the resolution changes are updated in
@@ -504,49 +679,54 @@ def check_instructions(ctx: Context, new: Sequence[Instruction], *, stage: str =
     if not checked:
         return list(new)
     new_ids = {i.id for i in checked}
-    der_ids = {i.der_id for i in checked if i.der_id is not None}
+    new_ders = _ders(ctx, (i.der_id for i in checked if i.der_id is not None))
+    points = {d.connection_point_id for d in new_ders.values()}
     start = min(i.interval_start for i in checked)
     end = max(i.interval_end for i in checked)
-    stored = _coupled(ctx, der_ids, start, end, new_ids)
+    stored = _coupled(ctx, points, start, end, new_ids)
     everything = [*stored.values(), *checked]
     ders = _ders(ctx, (i.der_id for i in everything if i.der_id is not None))
     everything = [i for i in everything if i.der_id in ders]
     _, adjusted, reasons = _run(ctx, everything, (), ders, stage, new_ids)
-    for instruction_id, p_kw in adjusted.items():
-        if instruction_id in stored and instruction_id in reasons:
-            after = _apply(stored[instruction_id], p_kw, reasons[instruction_id])
-            ctx.uow.conflicts.adjust_instruction(
-                instruction_id,
-                p_kw=after.p_kw,
-                status=InstructionStatus.CANCELLED if after.status is InstructionStatus.CANCELLED else None,
-                reason=after.reason.rsplit("; ", 1)[-1] if after.reason else "",
-            )
+    _store_adjustments(ctx, stored, adjusted, reasons)
     return [_apply(i, adjusted[i.id], reasons[i.id]) if i.id in adjusted and i.id in reasons else i for i in new]
 
 
+def recheck_points(
+    ctx: Context, connection_point_ids: Iterable[int], start: datetime, end: datetime, *, stage: str = STAGE_NETWORK
+) -> list[StoredConflict]:
+    """Check again every live DER-level instruction to the DERs at ``connection_point_ids`` over ``[start, end)``
+    (and everything coupled with them), with the envelopes, network state and states of charge in force now;
+    store every conflict found with its resolution, apply it to the instructions and notify the parties. Runs in
+    the caller's transaction (the network event or envelope publication that changed the limits)."""
+    points = set(connection_point_ids)
+    if not points or end <= start:
+        return []
+    stored = _coupled(ctx, points, start, end, set())
+    ders = _ders(ctx, (i.der_id for i in stored.values() if i.der_id is not None))
+    live = [i for i in stored.values() if i.der_id in ders]
+    if not live:
+        return []
+    found, adjusted, reasons = _run(ctx, live, (), ders, stage, None)
+    _store_adjustments(ctx, stored, adjusted, reasons)
+    return found
+
+
 def check_before_dispatch(ctx: Context, instructions: Sequence[Instruction]) -> list[StoredConflict]:
-    """Check the stored DER-level ``instructions`` of a cycle (and everything coupled with them) once more
-    before they go out, with the envelopes and network state in force now; store and apply what it finds."""
+    """Check the stored DER-level ``instructions`` of a cycle (and everything coupled with them: the other
+    instructions to their DERs and to the DERs at their connection points) once more before they go out, with
+    the envelopes, network state and states of charge in force now; store and apply what it finds."""
     der_level = [i for i in instructions if _is_der_level(i)]
     if not der_level:
         return []
-    der_ids = {i.der_id for i in der_level if i.der_id is not None}
-    stored = _coupled(
-        ctx, der_ids, min(i.interval_start for i in der_level), max(i.interval_end for i in der_level), set()
+    ders = _ders(ctx, (i.der_id for i in der_level if i.der_id is not None))
+    return recheck_points(
+        ctx,
+        {d.connection_point_id for d in ders.values()},
+        min(i.interval_start for i in der_level),
+        max(i.interval_end for i in der_level),
+        stage=STAGE_DISPATCH,
     )
-    ders = _ders(ctx, (i.der_id for i in stored.values() if i.der_id is not None))
-    live = [i for i in stored.values() if i.der_id in ders]
-    found, adjusted, reasons = _run(ctx, live, (), ders, STAGE_DISPATCH, None)
-    for instruction_id, p_kw in adjusted.items():
-        if instruction_id in reasons:
-            after = _apply(stored[instruction_id], p_kw, reasons[instruction_id])
-            ctx.uow.conflicts.adjust_instruction(
-                instruction_id,
-                p_kw=after.p_kw,
-                status=InstructionStatus.CANCELLED if after.status is InstructionStatus.CANCELLED else None,
-                reason=after.reason.rsplit("; ", 1)[-1] if after.reason else "",
-            )
-    return found
 
 
 # --- offers: double counting ------------------------------------------------------------------------------
@@ -760,21 +940,9 @@ def answer_amendment(ctx: Context, request_id: str, p_kw: float) -> tuple[Stored
         raise NotFound(f"no instruction {request.instruction_id}", field="request_id")
     roles = _roles(ctx)
     amended = replace(instruction, p_kw=float(p_kw))
-    domain_request = AmendmentRequest(
-        request_id=request.id,
-        conflict_id=request.conflict_id,
-        instruction_id=request.instruction_id,
-        der_id=request.der_id,
-        addressee_party_id=request.addressee_id,
-        requested_at=request.requested_at,
-        deadline=request.deadline,
-        provisional=request.provisional,
-        reason=request.reason,
-        status=request.status,
-        answered_at=request.answered_at,
-    )
     now = ctx.clock.now()
-    domain_request.answer(_conflict_instruction(amended, roles), now)
+    root = _root_issuers(ctx, [amended]).get(amended.id)
+    _domain_request(request).answer(_conflict_instruction(amended, roles, root), now)
     checked = check_instructions(ctx, [replace(amended, status=InstructionStatus.ISSUED)], stage=STAGE_AMENDMENT)[0]
     cancelled = abs(checked.p_kw) <= _TOL_KW
     ctx.uow.conflicts.adjust_instruction(
@@ -790,6 +958,77 @@ def answer_amendment(ctx: Context, request_id: str, p_kw: float) -> tuple[Stored
     after = ctx.uow.conflicts.amendment(request.id)
     assert after is not None
     return after, ctx.uow.market.instructions.get(instruction.id)
+
+
+def _domain_request(request: StoredAmendment) -> AmendmentRequest:
+    return AmendmentRequest(
+        request_id=request.id,
+        conflict_id=request.conflict_id,
+        instruction_id=request.instruction_id,
+        der_id=request.der_id,
+        addressee_party_id=request.addressee_id,
+        requested_at=request.requested_at,
+        deadline=request.deadline,
+        provisional=request.provisional,
+        reason=request.reason,
+        status=request.status,
+        answered_at=request.answered_at,
+    )
+
+
+def expire_amendments(ctx: Context, now: datetime | None = None) -> list[StoredAmendment]:
+    """Expire every pending amendment request whose deadline is before ``now`` (default: the clock): the
+    platform (the cycle, the escalation job) expires every addressee's, any other caller only those addressed to
+    it. The fallback applies: the provisional setpoint, which has stood since the conflict was resolved, is
+    final. For each request this records status ``expired``, notes it on the instruction's reason, audits it
+    and notifies every party of the conflict's resolution and the interface's DSO (``conflict_resolved``).
+    Returns the expired requests, earliest deadline first."""
+    when = now or ctx.clock.now()
+    addressee = None if is_system(ctx.caller) else ctx.caller.participant_id
+    expired: list[StoredAmendment] = []
+    notes: list[Notification] = []
+    for request in ctx.uow.conflicts.due_amendments(when, addressee):
+        _domain_request(request).expire(when)
+        ctx.uow.conflicts.expire_amendment(request.id)
+        stand = "; ".join(s.describe() for s in request.provisional) or "0 kW"
+        instruction = ctx.uow.market.instructions.get(request.instruction_id)
+        if instruction is not None:
+            ctx.uow.conflicts.adjust_instruction(
+                instruction.id,
+                p_kw=instruction.p_kw,
+                status=None,
+                reason=f"amendment request {request.id} expired unanswered: the provisional setpoint is final",
+            )
+        ctx.audit(
+            "conflict.amendment_expired",
+            "amendment_request",
+            request.id,
+            {"status": AmendmentStatus.PENDING.value},
+            {"status": AmendmentStatus.EXPIRED.value, "deadline": request.deadline.isoformat(), "stands": stand},
+        )
+        stored = ctx.uow.conflicts.get(request.conflict_id)
+        parties = {request.addressee_id}
+        if stored is not None:
+            parties.add(stored.dso_id)
+            parties.update(p for o in stored.resolution.outcomes for p in o.party_ids)
+        message = (
+            f"amendment request {request.id} for instruction {request.instruction_id} (conflict "
+            f"{request.conflict_id}) expired at its deadline {format_time(request.deadline)} without an "
+            f"amendment: the provisional setpoint is final: {stand}."
+        )
+        notes += _notes(
+            ctx,
+            sorted(parties),
+            message,
+            when,
+            tdi_id=stored.conflict.tdi_id if stored is not None else None,
+            interval_start=request.provisional[0].start if request.provisional else None,
+            magnitude_kw=instruction.p_kw if instruction is not None else None,
+            instruction_id=request.instruction_id,
+        )
+        expired.append(replace(request, status=AmendmentStatus.EXPIRED))
+    ctx.uow.market.notifications.add_many(notes)
+    return expired
 
 
 # --- reports ----------------------------------------------------------------------------------------------
@@ -859,8 +1098,10 @@ def conflict_report(ctx: Context, start: datetime, end: datetime, *, limit: int 
 
 
 __all__ = [
+    "STAGE_AMENDMENT",
     "STAGE_DISPATCH",
     "STAGE_ISSUE",
+    "STAGE_NETWORK",
     "STAGE_OFFERS",
     "answer_amendment",
     "check_before_dispatch",
@@ -869,10 +1110,13 @@ __all__ = [
     "conflict_json",
     "conflict_report",
     "conflict_scope",
+    "expire_amendments",
     "get_conflict",
     "get_policy",
     "list_conflicts",
     "policy_for",
     "policy_json",
+    "recheck_points",
+    "round_trip_efficiency",
     "set_policy",
 ]

@@ -17,7 +17,10 @@ on its stored network model with its stored settings:
 :func:`publish_run` issues a computed run's drafts (the intervals not yet over) as new versions; a run
 computed before a network event that overlaps its horizon is refused (``envelopes.run_stale``) so that it
 cannot undo the event's zero envelopes. Queued recomputations covered by the published run are marked
-``replaced``; :func:`process_queued_run` computes and publishes one queued recomputation.
+``replaced``; :func:`process_queued_run` computes and publishes one queued recomputation. In the same
+transaction as a publication, the instructions already issued to the interface's DERs for the intervals it
+covers are checked again against the new versions (``conflicts.recheck_points``: tier bypassing, resolved,
+stored and notified).
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ from gridbridge.domain.network_state import CombinedState, NetworkEvent, active_
 from gridbridge.domain.permissions import Action, is_system, require_action
 from gridbridge.domain.roles import Role
 from gridbridge.domain.tdi import TDInterface
+from gridbridge.services.conflicts import recheck_points
 from gridbridge.services.context import Context
 from gridbridge.services.envelope_access import (
     may_read_operations,
@@ -365,6 +369,9 @@ def _publish(ctx: Context, run: EnvelopeRunRecord) -> tuple[EnvelopeRunRecord, i
     run.published_at = now
     run.published_by = ctx.caller.user_id
     store.runs.update(run)
+    # instructions already issued for the covered intervals are checked against the new versions now
+    points = [p.id for p in ctx.uow.networks.connection_points(run.tdi_id)]
+    recheck_points(ctx, points, max(run.start, now), run.end)
     replaced = []
     known = _known_events(run)
     for queued in store.runs.queued(run.tdi_id, 10_000):

@@ -67,7 +67,7 @@ from gridbridge.engines.clearing import CurveSet
 from gridbridge.engines.clearing.curves import merit_order
 from gridbridge.engines.disaggregation import Disaggregation, split_merit_order, split_pro_rata
 from gridbridge.services.clearing import get_run
-from gridbridge.services.conflicts import check_instructions
+from gridbridge.services.conflicts import check_instructions, expire_amendments
 from gridbridge.services.context import Context
 from gridbridge.services.market_ports import InstructionFilter
 from gridbridge.services.offers import (
@@ -763,10 +763,12 @@ def escalate_overdue(ctx: Context, now: datetime | None = None, *, limit: int = 
 
     Every issuer escalates its own: a TSO, DSO or aggregator caller only the instructions it issued (a DSO's or
     aggregator's split children, the TSO's schedules and dispatch); the platform (the cycle, the CLI, the
-    periodic job of ``gridbridge serve``) escalates every issuer's. Returns the escalated instructions, oldest
-    deadline first (at most ``limit`` per call)."""
+    periodic job of ``gridbridge serve``) escalates every issuer's. Lapsed amendment requests of conflict
+    resolutions expire with it, by the same rule (``conflicts.expire_amendments``). Returns the escalated
+    instructions, oldest deadline first (at most ``limit`` per call)."""
     require_action(ctx.caller, Action.INSTRUCTION_ESCALATE)
     when = now or ctx.clock.now()
+    expire_amendments(ctx, when)
     issuer = None if is_system(ctx.caller) else ctx.caller.participant_id
     overdue = ctx.uow.market.instructions.overdue(when, issuer, limit)
     if not overdue:

@@ -9,12 +9,15 @@ Recording a :class:`~gridbridge.domain.network_state.NetworkEvent` (owning DSO o
 3. publishes, at once, zero limits for every de-energised point over the window: a superseding version
    (never an in-place edit) of each published envelope that overlaps it, and a zero envelope for the parts
    of the window no published envelope covers (so a de-energised point never falls back to its default);
-4. queues a recomputation of the interface's envelopes over the window (``envelope_runs`` status
+4. checks the instructions already issued to DERs at those points over the window again
+   (``conflicts.recheck_points``): each one the dark points cannot follow is a ``tier_bypassing_deenergised``
+   conflict, resolved, stored and notified at once;
+5. queues a recomputation of the interface's envelopes over the window (``envelope_runs`` status
    ``queued``; ``gridbridge envelopes run-queued`` processes it, and a later published run replaces it);
-5. notifies the affected participants: the owning DSO, the owners and representatives of DERs at affected
+6. notifies the affected participants: the owning DSO, the owners and representatives of DERs at affected
    points (those de-energised, moved to another feeder, or below a derated branch), and the TSO with the DERs
    its coordination model lets it see;
-6. appends the audit records.
+7. appends the audit records.
 """
 
 from __future__ import annotations
@@ -58,6 +61,7 @@ from gridbridge.engines.envelopes import apply_switching, de_energised, process_
 from gridbridge.engines.envelopes._types import BoolArray, IntArray
 from gridbridge.engines.envelopes.model_topology import branch_positions, buses_below, topology_inputs_from_model
 from gridbridge.engines.envelopes.topology import Topology, TopologyInputs
+from gridbridge.services.conflicts import recheck_points
 from gridbridge.services.context import Context
 from gridbridge.services.envelope_access import owned_tdi, readable_tdi, settings_of, stored_model
 from gridbridge.services.ports import ConnectionPointRef, Page
@@ -392,6 +396,8 @@ def record_event(
     ctx.uow.envelopes.events.add(event)
     ctx.audit("network_state.record", "network_event", event.id, None, event.snapshot())
     zeroed = _zero_envelopes(ctx, tdi, points, zero_windows, event, start, end, now)
+    # instructions already issued to the dark points are checked again now (tier bypassing), with notifications
+    recheck_points(ctx, [points[j].id for j in zero_windows], start, end)
     queued = _queue_recomputation(ctx, tdi, event, start, end, now)
     affected_idx = [int(j) for j in np.flatnonzero(affected)]
     dead_idx = [int(j) for j in np.flatnonzero(dead_by_event)]

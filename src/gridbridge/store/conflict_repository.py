@@ -62,6 +62,7 @@ from gridbridge.store.conflict_tables import (
 from gridbridge.store.market_repository import _instruction
 from gridbridge.store.market_tables import instructions
 from gridbridge.store.settlement_repository import SqlSettlementFlags
+from gridbridge.store.tables import ders
 
 _CHUNK = 500
 _LIVE = (InstructionStatus.ISSUED, InstructionStatus.RECEIVED, InstructionStatus.ACCEPTED)
@@ -352,6 +353,41 @@ class SqlConflicts:
             .where(amendment_requests.c.id == request_id)
             .values(status=AmendmentStatus.AMENDED, answered_at=at, amended_p_kw=p_kw)
         )
+
+    def due_amendments(self, before: datetime, addressee_id: str | None) -> list[StoredAmendment]:
+        a = amendment_requests.c
+        where = [a.status == AmendmentStatus.PENDING, a.deadline < before]
+        if addressee_id is not None:
+            where.append(a.addressee_id == addressee_id)
+        query = select(amendment_requests).where(and_(*where)).order_by(a.deadline, a.id)
+        return [self._amendment(r) for r in self.session.execute(query).mappings()]
+
+    def expire_amendment(self, request_id: str) -> None:
+        self.session.execute(
+            update(amendment_requests)
+            .where(and_(amendment_requests.c.id == request_id, amendment_requests.c.status == AmendmentStatus.PENDING))
+            .values(status=AmendmentStatus.EXPIRED)
+        )
+
+    def point_instructions(
+        self, connection_point_ids: Sequence[int], start: datetime, end: datetime
+    ) -> list[Instruction]:
+        i = instructions.c
+        out: list[Instruction] = []
+        points = sorted(set(connection_point_ids))
+        for k in range(0, len(points), _CHUNK):
+            at_points = select(ders.c.id).where(ders.c.connection_point_id.in_(points[k : k + _CHUNK]))
+            query = select(instructions).where(
+                and_(
+                    i.der_id.in_(at_points),
+                    i.status.in_([s.value for s in _LIVE]),
+                    i.interval_start <= end,
+                    i.interval_end >= start,
+                )
+            )
+            out.extend(_instruction(r) for r in self.session.execute(query).mappings())
+        out.sort(key=lambda x: (x.issued_at, x.id))
+        return out
 
     def der_instructions(self, der_ids: Sequence[str], start: datetime, end: datetime) -> list[Instruction]:
         i = instructions.c

@@ -1,36 +1,69 @@
-"""Helpers of the conflict tests: a storage DER, a published envelope (or outage), and a TSO dispatch straight
-to a DER, each made through the real services and store of a test province."""
+"""Helpers of the conflict tests: a DER in service (a storage DER), a published envelope (or outage), a TSO dispatch
+straight to a DER and a DSO's distribution service dispatch, each made through the real services and store of a
+test province."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 
-from gridbridge.domain.der import ReviewDecision, Technology
+from gridbridge.domain.der import DerSpec, ReviewDecision, Technology
 from gridbridge.domain.envelope_publication import EnvelopeCause, StoredEnvelope
 from gridbridge.domain.market import Instruction, InstructionKind, InstructionProduct, InstructionStatus, ResourceKind
-from gridbridge.services import conflicts, ders
+from gridbridge.services import conflicts, ders, instructions
 from gridbridge.services.context import Context
 from registry_province import Province, spec
 
 
-def add_battery(p: Province, key: str = "bat", point: int = 5) -> str:
-    """owner_2's 1,000 kW / 4,000 kWh battery (the white paper's 4-hour battery) at a free point of tdi_a, in
-    service."""
+def add_der(p: Province, key: str, filer: str, der_spec: DerSpec, point_id: int, owner: str | None = None) -> str:
+    """``filer`` files ``der_spec`` at connection point ``point_id`` (for DER owner ``owner`` when an aggregator
+    files for it); its LDC approves it with its capability as static limits and commissions it."""
 
     def file(ctx: Context) -> str:
-        s = spec(f"der-{key}", 1000.0, Technology.STORAGE, 1000.0, 4000.0)
-        return ders.request_interconnection(ctx, s, p.points["tdi_a"][point]).id
+        owner_id = p.ids[owner] if owner else None
+        return ders.request_interconnection(ctx, der_spec, point_id, owner_id=owner_id).id
 
-    der_id = p.run("owner_2", file)
+    der_id = p.run(filer, file)
 
     def approve(ctx: Context) -> None:
         ders.start_review(ctx, der_id)
         ders.decide_review(ctx, der_id, ReviewDecision.APPROVED, "within hosting capacity")
         ders.commission(ctx, der_id)
 
-    p.run("ldc_a", approve)
+    der = p.run("regulator", lambda ctx: ctx.uow.ders.get(der_id))
+    assert der is not None
+    p.run(next(name for name, pid in p.ids.items() if pid == der.dso_id), approve)
     p.ders[key] = der_id
     return der_id
+
+
+def add_battery(
+    p: Province, key: str = "bat", point: int = 5, *, round_trip_efficiency: float | None = 1.0, e_kwh: float = 4000.0
+) -> str:
+    """owner_2's 1,000 kW / 4,000 kWh battery (the white paper's 4-hour battery, losses ignored: round-trip
+    efficiency 1.0 declared; ``None`` leaves the platform default) at a free point of tdi_a, in service."""
+    s = replace(
+        spec(f"der-{key}", 1000.0, Technology.STORAGE, 1000.0, e_kwh), round_trip_efficiency=round_trip_efficiency
+    )
+    return add_der(p, key, "owner_2", s, p.points["tdi_a"][point])
+
+
+def point_of(p: Province, key: str) -> int:
+    """The connection point of DER ``key``."""
+    der = p.run("regulator", lambda ctx: ctx.uow.ders.get(p.ders[key]))
+    assert der is not None
+    return der.connection_point_id
+
+
+def dso_dispatch(p: Province, key: str, start: datetime, end: datetime, p_kw: float) -> Instruction:
+    """ldc_a dispatches DER ``key`` for a distribution service (``instructions.dispatch_distribution_service``,
+    checked for conflicts); returns it as stored."""
+    return p.run(
+        "ldc_a",
+        lambda ctx: instructions.dispatch_distribution_service(
+            ctx, p.ders[key], p_kw=p_kw, interval_start=start, interval_end=end, reason="distribution deferral"
+        ),
+    )
 
 
 def publish_envelope(p: Province, der_key: str, start: datetime, end: datetime, limit_kw: float, binding: str) -> None:
@@ -99,3 +132,18 @@ def tso_dispatch(p: Province, der_key: str, start: datetime, end: datetime, p_kw
         return checked
 
     return p.run("tso", issue)
+
+
+def amendment_policy(p: Province, priorities: list[str], window_min: int = 30) -> None:
+    """ldc_a declares ``priorities`` at tdi_a and resolves storage-energy conflicts by amendment request with a
+    ``window_min`` window."""
+    p.run(
+        "ldc_a",
+        lambda ctx: conflicts.set_policy(
+            ctx,
+            p.tdis["tdi_a"],
+            priorities=priorities,
+            rules={"hidden_coupling_energy": "amendment_request"},
+            amendment_window_min=window_min,
+        ),
+    )

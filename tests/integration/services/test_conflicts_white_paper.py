@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from conflict_helpers import add_battery, publish_envelope, tso_dispatch
+from conflict_helpers import add_battery, amendment_policy, publish_envelope, tso_dispatch
 
 from gridbridge.domain.conflicts import ConflictKind, OutcomeAction, ResolutionRule
 from gridbridge.domain.envelope_publication import DE_ENERGISED_BINDING
@@ -288,16 +288,7 @@ def test_amendment_request_before_and_after_its_deadline(province: Province) -> 
     """Under ``amendment_request`` the DSO (the lower-priority issuer) is asked to amend by a deadline; its
     provisional setpoint stands meanwhile; an answer after the deadline is refused and changes nothing."""
     p = province
-    p.run(
-        "ldc_a",
-        lambda ctx: conflicts.set_policy(
-            ctx,
-            p.tdis["tdi_a"],
-            priorities=["distribution_safety", "bulk_reliability", "distribution_services", "wholesale_energy"],
-            rules={"hidden_coupling_energy": "amendment_request"},
-            amendment_window_min=30,
-        ),
-    )
+    amendment_policy(p, ["distribution_safety", "bulk_reliability", "distribution_services", "wholesale_energy"])
     _tso_operating_to_battery(p, NOON_EST, NOON_EST + timedelta(hours=4))
 
     def dispatch(hours: int) -> Instruction:
