@@ -41,6 +41,7 @@ from gridbridge.domain.der import DerSpec, MeterPosition, ReviewDecision
 from gridbridge.domain.errors import GridbridgeError, ValidationFailed
 from gridbridge.domain.market import (
     BATCH_REJECTED,
+    RESPONSES_REJECTED,
     Instruction,
     InstructionStatus,
     InterfaceForecast,
@@ -256,6 +257,7 @@ class ScenarioRunner:
                 der.energy_kwh,
                 None,
                 MeterPosition.BEHIND_THE_METER,
+                der.round_trip_efficiency,
             )
             with self._as(der.filed_by) as ctx:
                 owner = n.participants[der.owner] if der.owner else None
@@ -487,6 +489,8 @@ class ScenarioRunner:
             rep.curtailments.append(
                 {
                     **iv,
+                    "resource_kind": cut.resource_kind.value,
+                    "resource": n.name_of(cut.resource_id),
                     "der": n.name_of(cut.der_id),
                     "interface": n.name_of(cut.tdi_id),
                     "dispatched_kw": cut.dispatched_kw,
@@ -545,9 +549,14 @@ class ScenarioRunner:
                     for i in chunk
                     for response in (Response.RECEIPT, Response.ACCEPT)
                 ]
-                with self._as(who) as ctx:
-                    acks = instructions.respond_many(ctx, items)
-                self.report.messages[who] += len(items)
+                try:
+                    with self._as(who) as ctx:
+                        acks = instructions.respond_many(ctx, items)
+                except GridbridgeError as exc:  # all of them closed meanwhile (cancelled by a later check)
+                    if exc.code != RESPONSES_REJECTED:
+                        raise
+                    continue
+                self.report.messages[who] += sum(1 for ack in acks if ack.instruction is not None)
                 for ack in acks:
                     if ack.instruction is not None and ack.instruction.id in self._rows:
                         self._rows[ack.instruction.id]["status"] = ack.instruction.status.value

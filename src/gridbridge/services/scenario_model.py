@@ -141,9 +141,22 @@ class DerSpecModel(_Strict):
     export_kw: float = Field(ge=0)
     import_kw: float = Field(default=0.0, ge=0)
     energy_kwh: float | None = Field(default=None, gt=0)
+    round_trip_efficiency: float | None = Field(default=None, gt=0, le=1)
+    """Storage and EV charging: energy out over energy in (default: the deployment's setting)."""
     filed_by: str
     owner: str | None = None
     export_limit_kw: float | None = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def _efficiency_of_storage(self) -> DerSpecModel:
+        if self.round_trip_efficiency is not None and self.technology not in (
+            Technology.STORAGE,
+            Technology.EV_CHARGING,
+        ):
+            raise _path_error(
+                "round_trip_efficiency", f"is only meaningful for storage and EV charging, not {self.technology.value}"
+            )
+        return self
 
 
 def _wholesale_energy() -> dict[Service, float | None]:

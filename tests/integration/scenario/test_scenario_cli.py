@@ -135,6 +135,8 @@ ALL_CATEGORIES = ["distribution_safety", "bulk_reliability", "distribution_servi
             ),
             "operating_instructions.0",
         ),
+        (lambda d: d["ders"][1].update(round_trip_efficiency=0.9), "ders.1.round_trip_efficiency"),  # a PV
+        (lambda d: d["ders"][0].update(round_trip_efficiency=1.5), "ders.0.round_trip_efficiency"),
         (lambda d: d["ders"][1].update(interface="nowhere"), "ders.1.interface"),
         (lambda d: d["ders"][0].update(export_kw=-5), "ders.0.export_kw"),
         (lambda d: d["offers"][2].update(colour="red"), "offers.2.colour"),
@@ -261,14 +263,15 @@ def test_white_paper_example_catches_each_conflict_and_shares_the_100_kw_curtail
     )
 
     # 2. tier bypassing: the IESO's 1-2 pm schedule of chp_north went out before the LDC planned maintenance that
-    # de-energises its point; the check before the next hour's instructions go out cancels it
+    # de-energises its point; recording the maintenance checks the instructions at the dark points and cancels it
     bypass = by_kind["tier_bypassing_deenergised"]
     assert (bypass["interface"], bypass["ders"], bypass["stage"], bypass["rule"]) == (
         "north_ts",
         ["chp_north"],
-        "pre_dispatch",
+        "network_change",
         "most_restrictive_limit",
     )
+    assert bypass["detected_at"] == "2026-06-01T06:30:00+00:00"
     assert bypass["binding_limit"] == "connection point north_ts/LV1.101 Bus 2 de-energised: 0 kW"
     (cut,) = bypass["outcomes"]
     assert (cut["issuer"], cut["recipient"], cut["action"], cut["original_p_kw"]) == (

@@ -76,37 +76,41 @@ def _prices(report: dict[str, Any], at: str) -> dict[str, str]:
     return {p["interface"]: p["energy_price_cad_per_mwh"] for p in _rt(report, "prices") if _at(p) == at}
 
 
+def _energy_conflict(c: dict[str, Any], rows: dict[str, dict[str, Any]], face: str, battery: str) -> None:
+    """``c`` is the TSO's day-ahead schedules of ``battery`` beyond its stored energy, caught as the schedule that
+    breaks it is issued and resolved by service priority (all wholesale energy: the earlier-issued schedules
+    prevail); the later schedule is reduced or cancelled, and the report's instruction shows it as it stands,
+    with the conflict's id."""
+    assert (c["kind"], c["stage"], c["rule"], c["ders"]) == (
+        "hidden_coupling_energy",
+        "instruction_issue",
+        "service_priority",
+        [battery],
+    )
+    assert c["interface"] == face
+    assert c["connection_point"] == f"{face}/LV1.101 Bus 2"
+    assert c["parties"] == ["ieso", "farm_owner"]
+    assert c["figures"]["max_shortfall_kwh"] > 0
+    assert {(o["der"], o["issuer"], o["recipient"]) for o in c["outcomes"]} == {(battery, "ieso", "farm_owner")}
+    changed = [o for o in c["outcomes"] if o["action"] != "kept"]
+    assert changed
+    for o in changed:
+        assert o["action"] in ("reduced", "cancelled")
+        assert "wholesale_energy" in o["reason"]
+        row = rows[o["subject"]]
+        assert (row["market"], row["kind"]) == ("day_ahead", "schedule")
+        assert row["p_kw"] < o["original_p_kw"]
+        assert (row["status"] == "cancelled") == (row["p_kw"] == 0.0)
+        assert c["id"] in row["conflicts"]
+
+
 def _battery_energy_conflicts(report: dict[str, Any]) -> None:
-    """The TSO schedules the 800 kWh battery at 400 kW hour after hour: every third consecutive hour is beyond its
-    stored energy. Each conflict is recorded when that schedule is issued, resolved by service priority, and the
-    schedule is cancelled (the earlier-issued two prevail); the report's instruction shows it cancelled."""
+    """The TSO schedules the 800 kWh battery at 400 kW hour after hour, beyond its stored energy: every conflict
+    is one of those (``_energy_conflict``)."""
     assert report["conflicts"]
     rows = {i["id"]: i for i in report["instructions"]}
     for c in report["conflicts"]:
-        assert (c["kind"], c["stage"], c["rule"], c["ders"]) == (
-            "hidden_coupling_energy",
-            "instruction_issue",
-            "service_priority",
-            ["battery_2"],
-        )
-        assert c["interface"] == "south_ts"
-        assert c["connection_point"] == "south_ts/LV1.101 Bus 2"
-        assert c["parties"] == ["ieso", "farm_owner"]
-        assert c["figures"]["max_shortfall_kwh"] == pytest.approx(400.0)
-        actions = sorted(o["action"] for o in c["outcomes"])
-        assert actions == ["cancelled", "kept", "kept"]
-        (cut,) = [o for o in c["outcomes"] if o["action"] == "cancelled"]
-        assert (cut["der"], cut["issuer"], cut["recipient"], cut["original_p_kw"]) == (
-            "battery_2",
-            "ieso",
-            "farm_owner",
-            400.0,
-        )
-        assert "battery_2" in cut["reason"]
-        assert "wholesale_energy" in cut["reason"]
-        row = rows[cut["subject"]]
-        assert (row["market"], row["kind"], row["status"], row["p_kw"]) == ("day_ahead", "schedule", "cancelled", 0.0)
-        assert c["id"] in row["conflicts"]
+        _energy_conflict(c, rows, "south_ts", "battery_2")
 
 
 def test_total_tso_day_dispatches_ders_directly_and_skips_the_dark_feeder(tmp_path: Path) -> None:
@@ -164,12 +168,14 @@ def test_alt2_day_the_dso_virtual_resource_is_split_within_envelopes(tmp_path: P
     assert small
     assert all(i["issuer"] == "hydro_south" and i["parent_id"] in parents for i in small)
     assert {(i["issuer"], i["parent_id"]) for i in rt if i["der"] == "chp_7"} == {("ieso", None)}
-    # 12:00: the virtual resource was offered with the battery in it; the split leaves the dark battery out
-    noon = {i["der"]: i["p_kw"] for i in rt if _at(i) == "12:00" and i["der"]}
-    assert noon == {"pv_5": 300.0, "pv_6": 250.0}
-    shortfall = {_at(i): i["split_shortfall_kw"] for i in _rt(report, "intervals")}
-    assert shortfall["12:00"] == pytest.approx(50.0)
-    assert shortfall["11:40"] == 0.0
+    # 12:00 and 12:10: the virtual resource was offered with the battery in it (before the fault); the LDC's check
+    # caps it at what its members may deliver now (550 kW), the TSO re-dispatches the rest to the CHP, and the
+    # split leaves the dark battery out
+    cuts = [(_at(c), c["resource_kind"], c["resource"], c["curtailed_kw"]) for c in report["curtailments"]]
+    assert cuts == [(t, "dso_virtual", "south_ts", 50.0) for t in ("12:00", "12:10")]
+    noon = {(i["der"] or i["resource_kind"]): i["p_kw"] for i in rt if _at(i) == "12:00"}
+    assert noon == {"dso_virtual": 550.0, "pv_5": 300.0, "pv_6": 250.0, "chp_7": 50.0}
+    assert all(i["split_shortfall_kw"] == 0.0 for i in _rt(report, "intervals"))
 
 
 def test_total_dso_day_every_der_goes_through_the_dso(tmp_path: Path) -> None:
@@ -226,9 +232,12 @@ def _whole_day_alt1(report: dict[str, Any], rt: list[dict[str, Any]]) -> None:
         (f"12:{m:02d}", "battery_alt1", 400.0) for m in range(0, 30, 5)
     ]
     for at in {_at(c) for c in cuts}:
-        faces = [f for f in _rt(report, "interfaces") if _at(f) == at]
-        assert sum(f["shortfall_kw"] for f in faces) == pytest.approx(400.0)
-        assert sum(f["redispatched_kw"] for f in faces) == pytest.approx(400.0)  # made up at other interfaces
+        faces = {f["interface"]: f for f in _rt(report, "interfaces") if _at(f) == at}
+        assert faces["alt1_ts"]["shortfall_kw"] == pytest.approx(400.0)
+        # the TSO makes up every interface's shortfall (alt 1's battery, and any virtual resource capped at
+        # clearing), at other interfaces
+        shortfall = sum(f["shortfall_kw"] for f in faces.values())
+        assert sum(f["redispatched_kw"] for f in faces.values()) == pytest.approx(shortfall)
 
 
 def _whole_day_split_by_the_dso(rt: list[dict[str, Any]], face: str, ders: set[str]) -> None:
@@ -283,9 +292,8 @@ def test_a_whole_day_with_an_outage_under_every_model(tmp_path: Path) -> None:
         assert all(p["energy_price_cad_per_mwh"] is not None for p in prices)
         checks[model](report, rt)
     # every conflict of the day is the TSO's own hourly schedules of a directly participating battery running
-    # beyond its 800 kWh, each resolved once, the later schedule cancelled
-    assert report["conflicts"]
+    # beyond its 800 kWh (at the Total TSO and alt 1 interfaces), each resolved once
+    assert {c["interface"] for c in report["conflicts"]} == {"tso_ts", "alt1_ts"}
+    rows = {i["id"]: i for i in report["instructions"]}
     for c in report["conflicts"]:
-        assert c["kind"] == "hidden_coupling_energy"
-        assert c["interface"] in ("tso_ts", "alt1_ts")
-        assert sorted(o["action"] for o in c["outcomes"]).count("cancelled") == 1
+        _energy_conflict(c, rows, c["interface"], f"battery_{c['interface'].removesuffix('_ts')}")
