@@ -117,7 +117,7 @@ ders = Table(
     Column("import_limit_kw", Float, nullable=True),
     Column("market_participating", Boolean, nullable=False, default=False),
     Column("round_trip_efficiency", Float, nullable=True),
-    Column("market_products", EnumSet(Product), nullable=False, default=frozenset()),
+    Column("market_products", EnumSet(Product), nullable=False, default=frozenset(), server_default=""),
     Column("updated_at", UtcDateTime(), nullable=True),
 )
 

@@ -66,5 +66,4 @@ def downgrade() -> None:
         )
     op.drop_index("ix_state_of_charge_readings_der_measured", table_name="state_of_charge_readings")
     op.drop_table("state_of_charge_readings")
-    with op.batch_alter_table("ders", schema=None) as batch_op:
-        batch_op.drop_column("round_trip_efficiency")
+    op.drop_column("ders", "round_trip_efficiency")  # in place: a copy of ders would break the rows referring to it

@@ -60,15 +60,13 @@ def _resource_kind() -> sa.Enum:
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("ders", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("market_products", sa.String(length=128), nullable=True))
+    # added in place, never by copying the table: other tables' rows refer to the DERs
+    op.add_column("ders", sa.Column("market_products", sa.String(length=128), nullable=False, server_default=""))
     ders = sa.table("ders", sa.column("technology", sa.String()), sa.column("market_products", sa.String()))
     op.execute(
         ders.update().where(ders.c.technology.in_(DISPATCHABLE)).values(market_products="energy,operating_reserve")
     )
-    op.execute(ders.update().where(ders.c.market_products.is_(None)).values(market_products="energy"))
-    with op.batch_alter_table("ders", schema=None) as batch_op:
-        batch_op.alter_column("market_products", existing_type=sa.String(length=128), nullable=False)
+    op.execute(ders.update().where(ders.c.technology.not_in(DISPATCHABLE)).values(market_products="energy"))
     _curtailments_per_resource()
     # an interface without the TSO's load forecast has no known load (its net flow is partial)
     with op.batch_alter_table("clearing_interfaces", schema=None) as batch_op:
@@ -148,5 +146,4 @@ def downgrade() -> None:
     op.execute("UPDATE clearing_interfaces SET load_kw = 0 WHERE load_kw IS NULL")
     with op.batch_alter_table("clearing_interfaces", schema=None) as batch_op:
         batch_op.alter_column("load_kw", existing_type=sa.Float(), nullable=False)
-    with op.batch_alter_table("ders", schema=None) as batch_op:
-        batch_op.drop_column("market_products")
+    op.drop_column("ders", "market_products")  # in place (SQLite 3.35 and later), as it was added
