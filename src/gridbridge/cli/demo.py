@@ -357,6 +357,11 @@ def _aggregations(
                 members += ranked[:taken]
             elif local_vpp.get(tdi_id) == name:
                 local_members[tdi_id] = sorted(candidates)[:VPP_MAX_MEMBERS]
+        if not members:
+            # a province too small for any threshold (``--ders 60``): the VPP still enrols DERs where direct
+            # participation is allowed, and the day shows its offers refused below the thresholds
+            taken_locally = {d for chosen in local_members.values() for d in chosen}
+            members = [d for d, tdi, _ in pool if tdi in direct and d not in taken_locally][:VPP_MAX_MEMBERS]
         with platform.context(caller) as ctx:
             multi = aggregations.create_aggregation(
                 ctx,
@@ -364,7 +369,8 @@ def _aggregations(
                 {Service.WHOLESALE_ENERGY: None, Service.OPERATING_RESERVE: None},
                 multi_tdi=True,
             )
-            aggregations.request_members(ctx, multi.id, members, valid_from)
+            if members:
+                aggregations.request_members(ctx, multi.id, members, valid_from)
             created[name] = multi.id
             for tdi_id, chosen in sorted(local_members.items()):
                 tdi_name = next(p.name for p in TDI_PLANS if state.tdi_ids[p.name] == tdi_id)
