@@ -56,13 +56,18 @@ def _price(row: dict[str, Any]) -> float | None:
     return None if price is None else float(price)
 
 
+def _net_flow(row: dict[str, Any]) -> float | None:
+    """The interface's net flow, or None (a gap in the line) where no load forecast made it known."""
+    return float(row["net_flow_kw"]) if row.get("net_flow_known", True) else None
+
+
 def _plots(report: Mapping[str, Any]) -> list[_Plot]:
     return [
         _Plot(
             "net-load",
             "Net load at each T-D interface (import from transmission positive)",
             "kW",
-            _series(report, "interfaces", lambda r: float(r["net_flow_kw"])),
+            _series(report, "interfaces", _net_flow),
         ),
         _Plot("prices", "Energy price at each T-D interface", "CAD/MWh", _series(report, "prices", _price)),
     ]

@@ -480,6 +480,7 @@ class ScenarioRunner:
                     "load_kw": face.load_kw,
                     "injection_kw": face.injection_kw,
                     "net_flow_kw": face.net_flow_kw,
+                    "net_flow_known": face.net_flow_known,
                     "shortfall_kw": face.shortfall_kw,
                     "redispatched_kw": face.redispatched_kw,
                     "reverse_flow": face.reverse_flow,

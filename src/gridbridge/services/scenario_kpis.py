@@ -37,10 +37,11 @@ class KpiRow:
     price_max_cad_per_mwh: float | None
     redispatched_kwh: float
     curtailed_kwh: float
-    peak_import_kw: float
-    """The largest net flow from transmission into distribution (0 when it never imports)."""
-    peak_export_kw: float
-    """The largest reverse flow into transmission (0 when it never exports)."""
+    peak_import_kw: float | None
+    """The largest net flow from transmission into distribution (0 when it never imports), over the intervals
+    whose net flow is known (the TSO gave a load forecast); None when none is."""
+    peak_export_kw: float | None
+    """The largest reverse flow into transmission (0 when it never exports), over the same intervals."""
 
 
 @dataclass(frozen=True)
@@ -100,7 +101,8 @@ def _row(name: str, model: str, market: str, faces: set[str], report: Mapping[st
     if not flows:
         return None
     prices = [float(p["energy_price_cad_per_mwh"]) for p in mine("prices") if p["energy_price_cad_per_mwh"] is not None]
-    net = [float(r["net_flow_kw"]) for r in flows]
+    # A flow without a load forecast holds the DERs' injection only: it says nothing about the interface's peak.
+    net = [float(r["net_flow_kw"]) for r in flows if r.get("net_flow_known", True)]
     return KpiRow(
         name=name,
         model=model,
@@ -113,8 +115,8 @@ def _row(name: str, model: str, market: str, faces: set[str], report: Mapping[st
         price_max_cad_per_mwh=max(prices) if prices else None,
         redispatched_kwh=sum(float(r["redispatched_kw"]) for r in flows) * hours,
         curtailed_kwh=sum(float(c["curtailed_kw"]) for c in mine("curtailments")) * hours,
-        peak_import_kw=max(0.0, *net),
-        peak_export_kw=max(0.0, *(-f for f in net)),
+        peak_import_kw=max(0.0, *net) if net else None,
+        peak_export_kw=max(0.0, *(-f for f in net)) if net else None,
     )
 
 

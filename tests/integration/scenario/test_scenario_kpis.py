@@ -26,6 +26,7 @@ def _flow(market: str, at: str, face: str, injection: float, net: float, redispa
         "load_kw": net + injection,
         "injection_kw": injection,
         "net_flow_kw": net,
+        "net_flow_known": True,
         "shortfall_kw": redispatched,
         "redispatched_kw": redispatched,
         "reverse_flow": net < 0,
@@ -177,3 +178,18 @@ def test_conflicts_and_curtailment_requests_per_interface_from_a_hand_built_repo
     old = {k: v for k, v in hand_built_report().items() if k not in ("conflicts", "curtailment_requests")}
     assert scenario_kpis(old).conflicts == []
     assert scenario_kpis(old).curtailment_requests == []
+
+
+def test_peaks_count_only_intervals_whose_net_flow_is_known() -> None:
+    report = hand_built_report()
+    flows = report["interfaces"]
+    # Without a load forecast the TSO's net flow holds the DERs' injection only: -900 kW is no export peak.
+    unknown = {**_flow(DA, H1, "west", 900, -900, 0), "load_kw": None, "net_flow_known": False}
+    flows.append(unknown)
+    west = {(r.name, r.market): r for r in scenario_kpis(report).by_interface}["west", DA]
+    assert (west.intervals, west.energy_cleared_mwh) == (2, 0.9)
+    assert (west.peak_import_kw, west.peak_export_kw) == (50.0, 0.0)
+    # An interface that never had a forecast has no peak at all.
+    flows[:] = [f for f in flows if f["interface"] != "west"] + [unknown]
+    west = {(r.name, r.market): r for r in scenario_kpis(report).by_interface}["west", DA]
+    assert (west.peak_import_kw, west.peak_export_kw) == (None, None)
