@@ -22,6 +22,7 @@ magnitudes. All datetimes are timezone-aware and kept in UTC.
 from __future__ import annotations
 
 import math
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -552,6 +553,10 @@ class ConflictInstruction:
     other instructions like any setpoint, so it lowers what the DER is asked to export, but it never makes the
     DER import or charge: the import side of the DER's capability and envelopes (and of its connection point's
     envelope) widens by the reduction, and for storage it only lowers discharge. A resolution never changes it.
+
+    ``superseded``: the parts of ``[start, end)`` over which a later revision of the same instruction replaces
+    it (``superseded_spans``: a real-time dispatch over a day-ahead schedule). It is not in force there and
+    counts for nothing; ``in_force`` is the rest. Sorted, merged and clipped to ``[start, end)``.
     """
 
     instruction_id: str
@@ -567,6 +572,7 @@ class ConflictInstruction:
     issued_at: datetime
     root_issuer_role: Role | None = None
     reduces_export: bool = False
+    superseded: tuple[tuple[datetime, datetime], ...] = ()
 
     def __post_init__(self) -> None:
         _id(self.instruction_id, "instruction_id")
@@ -590,11 +596,72 @@ class ConflictInstruction:
                 f"a reduction lowers export: its p_kw must not be positive, got {self.p_kw}", field="p_kw"
             )
         category_of(self.service, self.kind, self.issuer_role, self.root_issuer_role)
+        spans = [_span(a, b, f"superseded[{k}].") for k, (a, b) in enumerate(self.superseded)]
+        object.__setattr__(self, "superseded", merge_spans((max(a, s), min(b, e)) for a, b in spans))
+
+    def in_force(self) -> tuple[tuple[datetime, datetime], ...]:
+        """The parts of ``[start, end)`` where the instruction is in force (not ``superseded``), in time order."""
+        out: list[tuple[datetime, datetime]] = []
+        at = self.start
+        for a, b in (*self.superseded, (self.end, self.end)):
+            if a > at:
+                out.append((at, a))
+            at = max(at, b)
+        return tuple(out)
 
     @property
     def category(self) -> ServiceCategory:
         """The service category that priorities are declared on."""
         return category_of(self.service, self.kind, self.issuer_role, self.root_issuer_role)
+
+
+def merge_spans(spans: Iterable[tuple[datetime, datetime]]) -> tuple[tuple[datetime, datetime], ...]:
+    """Return the non-empty ``[start, end)`` spans sorted and merged where they overlap or touch."""
+    out: list[tuple[datetime, datetime]] = []
+    for a, b in sorted((a, b) for a, b in spans if b > a):
+        if out and a <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], b))
+        else:
+            out.append((a, b))
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class Revision:
+    """A market instruction as supersession sees it (``superseded_spans``).
+
+    ``key`` says what it is an instruction about: the DER, the product and the chain it came down (the issuers
+    from the root instruction down to the DER-level one and the resource the root instruction was for).
+    ``order`` says which revision is later: the market first (day-ahead 0, real time 1), then the issue time.
+    """
+
+    instruction_id: str
+    key: tuple[str, ...]
+    order: tuple[int, datetime]
+    start: datetime
+    end: datetime
+
+
+def superseded_spans(revisions: Sequence[Revision]) -> dict[str, tuple[tuple[datetime, datetime], ...]]:
+    """Where each revision is replaced: a revision is superseded over its overlap with every revision of the same
+    ``key`` that is strictly later (``order``): the later market's instruction (a real-time dispatch over a
+    day-ahead schedule), or within one market the one issued later. Revisions issued at the same time in the
+    same market replace nothing (both stay in force and add up). Returns instruction id -> merged spans (only
+    for revisions superseded somewhere)."""
+    by_key: dict[tuple[str, ...], list[Revision]] = {}
+    for r in revisions:
+        by_key.setdefault(r.key, []).append(r)
+    out: dict[str, tuple[tuple[datetime, datetime], ...]] = {}
+    for group in by_key.values():
+        group.sort(key=lambda r: r.start)
+        starts = [r.start for r in group]
+        longest = max(r.end - r.start for r in group)
+        for r in group:
+            near = group[bisect_right(starts, r.start - longest) : bisect_left(starts, r.end)]
+            spans = merge_spans((max(r.start, o.start), min(r.end, o.end)) for o in near if o.order > r.order)
+            if spans:
+                out[r.instruction_id] = spans
+    return out
 
 
 class Direction(StrEnum):

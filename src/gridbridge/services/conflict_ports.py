@@ -25,6 +25,12 @@ from gridbridge.domain.conflicts import (
 from gridbridge.domain.market import Instruction, InstructionStatus
 from gridbridge.services.ports import Page
 
+LIVE_STATUSES = frozenset(
+    {InstructionStatus.ISSUED, InstructionStatus.RECEIVED, InstructionStatus.ACCEPTED, InstructionStatus.ESCALATED}
+)
+"""Instructions conflict checks count: every one in force that is not rejected or cancelled. An escalated one
+(unanswered past its deadline) counts: the device may still follow it."""
+
 
 def segments_json(segments: Sequence[Segment]) -> list[dict[str, Any]]:
     """Setpoint segments as plain JSON values."""
@@ -154,15 +160,20 @@ class ConflictRepository(Protocol):
         ...
 
     def point_instructions(
-        self, connection_point_ids: Sequence[int], start: datetime, end: datetime
+        self, connection_point_ids: Sequence[int], start: datetime, end: datetime, *, closed: bool = False
     ) -> list[Instruction]:
-        """Live (issued, received or accepted) DER-level instructions to any DER at ``connection_point_ids`` that
-        overlap or touch ``[start, end]``, in issue order."""
+        """Live (``LIVE_STATUSES``: issued, received, accepted or escalated) DER-level instructions to any DER at
+        ``connection_point_ids`` that overlap or touch ``[start, end]``, in issue order; with ``closed`` the
+        rejected and cancelled ones too (they still supersede earlier revisions)."""
         ...
 
     def der_instructions(self, der_ids: Sequence[str], start: datetime, end: datetime) -> list[Instruction]:
-        """Live (issued, received or accepted) DER-level instructions to ``der_ids`` that overlap or touch
-        ``[start, end]``, in issue order."""
+        """Live (``LIVE_STATUSES``) DER-level instructions to ``der_ids`` that overlap or touch ``[start, end]``, in
+        issue order."""
+        ...
+
+    def instructions(self, instruction_ids: Sequence[str]) -> list[Instruction]:
+        """The stored instructions with these ids (any status; missing ids are left out), in no set order."""
         ...
 
     def adjust_instruction(

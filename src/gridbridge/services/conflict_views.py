@@ -24,6 +24,7 @@ withheld id. Fields of the full record not listed here are not carried into a pa
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -31,13 +32,20 @@ from typing import Any
 
 from gridbridge.domain.conflicts import Outcome, SubjectType
 from gridbridge.domain.der import Der
-from gridbridge.domain.errors import ValidationFailed
+from gridbridge.domain.errors import NotFound, ValidationFailed
 from gridbridge.domain.market import ResourceKind, StoredOffer, tso_sees_der_instruction
 from gridbridge.domain.permissions import Caller, is_system
 from gridbridge.domain.roles import Role
 from gridbridge.domain.settlement import offer_of
-from gridbridge.services.conflict_ports import ConflictFilter, StoredAmendment, StoredConflict
-from gridbridge.services.conflicts import conflict_json, get_conflict, list_conflicts
+from gridbridge.domain.validation import OUT_OF_RANGE
+from gridbridge.services.conflict_ports import (
+    ConflictFilter,
+    ConflictScope,
+    StoredAmendment,
+    StoredConflict,
+    outcome_json,
+    segments_json,
+)
 from gridbridge.services.context import Context
 from gridbridge.services.ports import Page
 from gridbridge.services.tdis import model_in_force
@@ -47,6 +55,95 @@ WITHHELD = "(withheld)"
 
 _HEADER = ("id", "kind", "stage", "tdi_id", "dso_id", "interval_start", "interval_end", "intervals", "detected_at")
 """Fields of the full record every viewer of a conflict sees."""
+
+
+# --- the full record and who may read it ------------------------------------------------------------------
+
+
+def _finite(value: float) -> float | None:
+    return float(value) if math.isfinite(value) else None
+
+
+def conflict_json(stored: StoredConflict, amendments: Sequence[StoredAmendment] = ()) -> dict[str, Any]:
+    """A stored conflict with its resolution (and amendment requests) as plain JSON values; unlimited
+    figures (infinite limits) become ``None``."""
+    c, r = stored.conflict, stored.resolution
+    return {
+        "id": stored.id,
+        "kind": c.kind.value,
+        "stage": stored.stage,
+        "tdi_id": c.tdi_id,
+        "dso_id": stored.dso_id,
+        "der_ids": list(c.der_ids),
+        "connection_point_id": c.connection_point_id,
+        "interval_start": min(a for a, _ in c.intervals).isoformat(),
+        "interval_end": max(b for _, b in c.intervals).isoformat(),
+        "intervals": [[a.isoformat(), b.isoformat()] for a, b in c.intervals],
+        "instruction_ids": list(c.instruction_ids),
+        "commitment_ids": list(c.commitment_ids),
+        "party_ids": list(c.party_ids),
+        "figures": {k: _finite(v) for k, v in c.figures.items()},
+        "series": {k: [_finite(x) for x in v] for k, v in c.series.items()},
+        "summary": c.summary,
+        "detected_at": stored.detected_at.isoformat(),
+        "resolution": {
+            "id": r.resolution_id,
+            "rule": r.rule.value,
+            "binding_limit": r.binding_limit,
+            "decided_at": r.decided_at.isoformat(),
+            "summary": r.summary,
+            "outcomes": [outcome_json(o) for o in r.outcomes],
+        },
+        "amendment_requests": [amendment_json(a) for a in amendments],
+    }
+
+
+def amendment_json(a: StoredAmendment) -> dict[str, Any]:
+    """An amendment request as plain JSON values."""
+    return {
+        "id": a.id,
+        "conflict_id": a.conflict_id,
+        "instruction_id": a.instruction_id,
+        "der_id": a.der_id,
+        "addressee_id": a.addressee_id,
+        "requested_at": a.requested_at.isoformat(),
+        "deadline": a.deadline.isoformat(),
+        "provisional": segments_json(a.provisional),
+        "reason": a.reason,
+        "status": a.status.value,
+        "answered_at": a.answered_at.isoformat() if a.answered_at else None,
+        "amended_p_kw": a.amended_p_kw,
+    }
+
+
+def conflict_scope(ctx: Context) -> ConflictScope:
+    """What the caller may see: everything (observer, platform administrator); the TSO the conflicts that
+    involve its instructions or DER-level instructions its model shows it; everyone those it takes part in
+    (issuer or recipient of an involved instruction, owner or representative of an involved DER, the DSO of
+    the interface)."""
+    caller = ctx.caller
+    if is_system(caller) or caller.role is Role.OBSERVER:
+        return ConflictScope(everything=True)
+    return ConflictScope(participant_id=caller.participant_id, tso=caller.role is Role.TSO)
+
+
+def list_conflicts(ctx: Context, page: Page, filters: ConflictFilter | None = None) -> list[StoredConflict]:
+    """The conflicts the caller may see (``conflict_scope``), filtered and paged, by interval start."""
+    f = filters or ConflictFilter()
+    if f.start is not None and f.end is not None and f.end <= f.start:
+        raise ValidationFailed("end must be after start", field="end", code=OUT_OF_RANGE)
+    return ctx.uow.conflicts.query(conflict_scope(ctx), page, f)
+
+
+def get_conflict(ctx: Context, conflict_id: str) -> tuple[StoredConflict, list[StoredAmendment]]:
+    """One conflict with its resolution and amendment requests; an invisible one answers ``not_found``."""
+    found = ctx.uow.conflicts.get(conflict_id)
+    if found is None or not ctx.uow.conflicts.visible(conflict_id, conflict_scope(ctx)):
+        raise NotFound(f"no conflict {conflict_id}", field="conflict_id")
+    return found, ctx.uow.conflicts.amendments(conflict_id)
+
+
+# --- views ------------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -273,6 +370,22 @@ def facts_for(ctx: Context, stored: StoredConflict, viewer: Viewer) -> ConflictF
     """Read what ``visible_parts`` needs about ``stored`` from the store."""
     if viewer.everything:
         return ConflictFacts({}, {}, {})
+    return _facts(ctx, stored, tso=viewer.role is Role.TSO)
+
+
+def facts_for_anyone(ctx: Context, stored: StoredConflict) -> ConflictFacts:
+    """What ``visible_parts`` needs about ``stored`` for any viewer (the TSO's view of each DER included), read
+    once for the views of several parties (the notifications of a conflict)."""
+    return _facts(ctx, stored, tso=True)
+
+
+def party_viewer(participant_id: str, role: Role | None) -> Viewer:
+    """A participant as a viewer of conflicts (an observer sees everything; an unknown role sees what a DER owner
+    would)."""
+    return Viewer(participant_id, role or Role.DER_OWNER, role is Role.OBSERVER)
+
+
+def _facts(ctx: Context, stored: StoredConflict, *, tso: bool) -> ConflictFacts:
     ders: dict[str, Der] = {}
     for der_id in _all_ders(stored):
         der = ctx.uow.ders.get(der_id)
@@ -282,8 +395,7 @@ def facts_for(ctx: Context, stored: StoredConflict, viewer: Viewer) -> ConflictF
     offer_ids = sorted({offer_of(o.subject_id) for o in commitments})
     offers = {o.id: o for o in ctx.uow.market.offers.get_many(offer_ids)} if offer_ids else {}
     start = min(a for a, _ in stored.conflict.intervals)
-    tso = _tso_sees(ctx, ders.values(), start) if viewer.role is Role.TSO else {}
-    return ConflictFacts(ders, offers, tso)
+    return ConflictFacts(ders, offers, _tso_sees(ctx, ders.values(), start) if tso else {})
 
 
 def view_for(ctx: Context, stored: StoredConflict, amendments: Sequence[StoredAmendment]) -> dict[str, Any]:
@@ -325,15 +437,31 @@ def list_conflict_views(ctx: Context, page: Page, filters: ConflictFilter | None
     return out
 
 
+def conflict_report(ctx: Context, start: datetime, end: datetime, *, limit: int = 10_000) -> list[dict[str, Any]]:
+    """The conflicts the caller may see that overlap ``[start, end)``, each with its resolution as the caller may
+    see it (``view_for``: the full record for an observer or the platform, which the scenario runner uses), as
+    JSON-able dicts in interval order (for the scenario report)."""
+    found = list_conflicts(ctx, Page(limit=limit), ConflictFilter(start=start, end=end))
+    return [view_for(ctx, s, ctx.uow.conflicts.amendments(s.id)) for s in found]
+
+
 __all__ = [
     "WITHHELD",
     "ConflictFacts",
     "Viewer",
     "VisibleParts",
+    "amendment_json",
+    "conflict_json",
+    "conflict_report",
+    "conflict_scope",
     "conflict_view",
     "facts_for",
+    "facts_for_anyone",
+    "get_conflict",
     "get_conflict_view",
     "list_conflict_views",
+    "list_conflicts",
+    "party_viewer",
     "view_for",
     "viewer_of",
 ]

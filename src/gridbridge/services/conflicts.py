@@ -33,6 +33,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from functools import reduce
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -55,10 +56,12 @@ from gridbridge.domain.conflicts import (
     OutcomeAction,
     ResolutionPolicy,
     ResolutionRule,
+    Revision,
     ServicePriorityList,
     StorageSpec,
     SubjectType,
     format_time,
+    superseded_spans,
 )
 from gridbridge.domain.conflicts import InstructionKind as ConflictInstructionKind
 from gridbridge.domain.der import Der, Technology
@@ -76,7 +79,7 @@ from gridbridge.domain.market import (
     Route,
     StoredOffer,
 )
-from gridbridge.domain.offers import Product, Side
+from gridbridge.domain.offers import Market, Product, Side
 from gridbridge.domain.permissions import is_system
 from gridbridge.domain.roles import Role, Service
 from gridbridge.domain.validation import NOT_FINITE, OUT_OF_RANGE
@@ -85,15 +88,22 @@ from gridbridge.engines.conflicts.case import ConflictCase
 from gridbridge.engines.conflicts.kernels import energy_delta_kwh, energy_power_kw
 from gridbridge.engines.conflicts.resolution import ResolutionResult
 from gridbridge.services.conflict_ports import (
-    ConflictFilter,
-    ConflictScope,
+    LIVE_STATUSES,
     StoredAmendment,
     StoredConflict,
-    outcome_json,
-    segments_json,
+)
+from gridbridge.services.conflict_views import (
+    amendment_json,
+    conflict_json,
+    conflict_report,
+    conflict_scope,
+    conflict_view,
+    facts_for_anyone,
+    get_conflict,
+    list_conflicts,
+    party_viewer,
 )
 from gridbridge.services.context import Context
-from gridbridge.services.ports import Page
 from gridbridge.services.storage_ports import StateOfChargeReading
 from gridbridge.services.tdis import get_tdi
 
@@ -105,7 +115,6 @@ STAGE_NETWORK = "network_change"
 _TOL_KW = 1e-6
 _UNLIMITED_KW = 1e12
 """Stands for "no limit" where the engine needs a finite number."""
-_MAX_EXPANSIONS = 16
 _PURE_LOADS = frozenset({Technology.DEMAND_RESPONSE, Technology.EV_CHARGING})
 
 
@@ -117,21 +126,31 @@ def _reduces_load(der: Der) -> bool:
     return der.p_export_kw <= 0
 
 
-def _single_issuer(instructions: Sequence[Instruction], seen: Mapping[str, ConflictInstruction]) -> set[str]:
-    """DERs whose live instructions are all allocations (split children) by one DSO or aggregator for one
-    service category. Hidden coupling needs two parties (or two services): one issuer's own allocations for one
-    service (each split respects the DER's availability) are not checked against the DER's capability, storage
-    or static limits; published envelopes and outages still apply to them. Direct instructions (the TSO's, a
-    DSO's distribution service dispatch) are always checked."""
+def _own_allocations(instructions: Sequence[Instruction], seen: Mapping[str, ConflictInstruction]) -> set[str]:
+    """DERs whose counted instructions are all allocations (split children) by one DSO or aggregator for one
+    service category, at most one of them in force in any interval. A split of one instruction keeps each member
+    within its availability in that interval, so such a DER is not checked against its capability or static
+    limits; its stored energy is always checked (a split is feasible per interval, not across intervals: an
+    800 kWh battery split 400 kW hour after hour runs empty), and published envelopes and outages still apply.
+    Direct instructions (the TSO's, a DSO's distribution service dispatch), or two allocations in force in one
+    interval, are always checked."""
     issuers: dict[str, set[tuple[str, str]]] = {}
+    spans: dict[str, list[tuple[datetime, datetime]]] = {}
     direct: set[str] = set()
     for i in instructions:
         if i.der_id is not None:
             c = seen[i.id]
             issuers.setdefault(i.der_id, set()).add((i.issuer_id, c.category.value))
+            spans.setdefault(i.der_id, []).extend(c.in_force())
             if i.parent_id is None or c.issuer_role is Role.TSO:
                 direct.add(i.der_id)
-    return {d for d, who in issuers.items() if len(who) == 1 and d not in direct}
+    return {d for d, who in issuers.items() if len(who) == 1 and d not in direct and not _overlap(spans[d])}
+
+
+def _overlap(spans: Sequence[tuple[datetime, datetime]]) -> bool:
+    """Whether two of ``spans`` share some time."""
+    ordered = sorted(spans)
+    return any(b[0] < a[1] for a, b in pairwise(ordered))
 
 
 def round_trip_efficiency(ctx: Context, der: Der) -> float:
@@ -148,10 +167,10 @@ def _has_storage(der: Der) -> bool:
 
 def _capability(der: Der, unchecked: bool, storage: StorageSpec | None) -> DerCapability:
     """Capability as conflict detection sees it; a load-reduction DER's reduction counts as injection.
-    ``unchecked``: no capability or storage limit (see ``_single_issuer``)."""
+    ``unchecked``: no power limit, the stored energy still checked (see ``_own_allocations``)."""
     export_kw = der.p_import_kw if _reduces_load(der) else der.p_export_kw
     if unchecked:
-        return DerCapability(der.id, der.tdi_id, str(der.connection_point_id), _UNLIMITED_KW, _UNLIMITED_KW)
+        return DerCapability(der.id, der.tdi_id, str(der.connection_point_id), _UNLIMITED_KW, _UNLIMITED_KW, storage)
     return DerCapability(
         der.id, der.tdi_id, str(der.connection_point_id), max(export_kw, 0.0), max(der.p_import_kw, 0.0), storage
     )
@@ -185,30 +204,90 @@ def _roles(ctx: Context) -> dict[str, Role]:
     return {p.id: p.role for p in ctx.uow.participants.list_all()}
 
 
+@dataclass(frozen=True)
+class _Chain:
+    """Where an instruction comes from: the issuers from the root instruction (the top of its split chain) down
+    to it, and the resource the root instruction was for."""
+
+    issuers: tuple[str, ...]
+    root_resource: str
+
+    @property
+    def root_issuer(self) -> str:
+        """The issuer of the root instruction (its own issuer for an instruction on its own account)."""
+        return self.issuers[0]
+
+
+def _chains(ctx: Context, instructions: Iterable[Instruction]) -> dict[str, _Chain]:
+    """Instruction id -> its chain (``_Chain``). Parents are read level by level, each once."""
+    parents: dict[str, Instruction] = {}
+    items = list(instructions)
+    wanted = {i.parent_id for i in items if i.parent_id}
+    while wanted - parents.keys():
+        found = ctx.uow.conflicts.instructions(sorted(wanted - parents.keys()))
+        if not found:
+            break
+        parents.update((p.id, p) for p in found)
+        wanted = {p.parent_id for p in found if p.parent_id}
+    out: dict[str, _Chain] = {}
+    for i in items:
+        issuers, top, seen = [i.issuer_id], i, {i.id}
+        while top.parent_id and top.parent_id not in seen and top.parent_id in parents:
+            seen.add(top.parent_id)
+            top = parents[top.parent_id]
+            issuers.append(top.issuer_id)
+        out[i.id] = _Chain(tuple(reversed(issuers)), f"{top.resource_kind.value}:{top.resource_id}")
+    return out
+
+
 def _root_issuers(ctx: Context, instructions: Iterable[Instruction]) -> dict[str, str]:
     """Instruction id -> the issuer of the instruction it was split from at the top of its chain (its own issuer
-    for an instruction on its own account). Each parent is read once."""
-    parents: dict[str, Instruction | None] = {}
-    out: dict[str, str] = {}
-    for i in instructions:
-        issuer, parent_id, seen = i.issuer_id, i.parent_id, {i.id}
-        while parent_id and parent_id not in seen:
-            seen.add(parent_id)
-            if parent_id not in parents:
-                parents[parent_id] = ctx.uow.market.instructions.get(parent_id)
-            parent = parents[parent_id]
-            if parent is None:
-                break
-            issuer, parent_id = parent.issuer_id, parent.parent_id
-        out[i.id] = issuer
-    return out
+    for an instruction on its own account)."""
+    return {k: c.root_issuer for k, c in _chains(ctx, instructions).items()}
+
+
+_MARKET_ORDER: Mapping[Market, int] = {Market.DAY_AHEAD: 0, Market.REAL_TIME: 1}
+
+
+def _superseded(
+    counted: Sequence[Instruction], closed: Sequence[Instruction], chains: Mapping[str, _Chain]
+) -> dict[str, tuple[tuple[datetime, datetime], ...]]:
+    """Where each counted instruction is superseded by a later revision (``domain.conflicts.superseded_spans``).
+
+    Revisions are the DER-level market instructions (schedules and dispatch of a clearing run, and their
+    splits) about the same DER and product that came down the same chain (the same issuers from the root
+    instruction, for the same root resource). The later market replaces the earlier one over their overlap (a
+    real-time dispatch is the operative setpoint over the day-ahead schedule's interval), and within a market
+    the later-issued one. The later revision supersedes whatever its own status: rejected, cancelled by a
+    conflict resolution or escalated, it is still the issuer's latest word for that interval. Operating
+    instructions, distribution service dispatches and curtailments supersede nothing: they add up."""
+    revisions = [
+        Revision(
+            i.id,
+            (i.der_id, i.product.value, chains[i.id].root_resource, *chains[i.id].issuers),
+            (_MARKET_ORDER[i.market], i.issued_at),
+            i.interval_start,
+            i.interval_end,
+        )
+        for i in (*counted, *closed)
+        if i.der_id is not None and i.market is not None and i.kind in _MARKET_KINDS and i.id in chains
+    ]
+    return superseded_spans(revisions)
+
+
+_MARKET_KINDS = frozenset({InstructionKind.SCHEDULE, InstructionKind.DISPATCH})
 
 
 def _issuing_role(role: Role | None) -> Role:
     return role if role in (Role.TSO, Role.DSO, Role.AGGREGATOR) else Role.TSO
 
 
-def _conflict_instruction(i: Instruction, roles: Mapping[str, Role], root_issuer: str | None) -> ConflictInstruction:
+def _conflict_instruction(
+    i: Instruction,
+    roles: Mapping[str, Role],
+    root_issuer: str | None,
+    superseded: tuple[tuple[datetime, datetime], ...] = (),
+) -> ConflictInstruction:
     """An instruction as conflict detection sees it. Its service category follows from its root issuer (the
     issuer at the top of its split chain) and its kind:
 
@@ -259,6 +338,7 @@ def _conflict_instruction(i: Instruction, roles: Mapping[str, Role], root_issuer
         issued_at=i.issued_at,
         root_issuer_role=root_role,
         reduces_export=reduces,
+        superseded=superseded,
     )
 
 
@@ -302,10 +382,11 @@ def _initial_soc(
     reduction_kw = np.zeros(grid.n_intervals)
     for c in instructions:
         if c.der_id == der.id:
-            span = grid.overlapping(c.start, c.end)
-            p_kw[span.start : span.stop] += c.p_kw
-            if c.reduces_export:
-                reduction_kw[span.start : span.stop] -= c.p_kw
+            for a, b in c.in_force():
+                span = grid.overlapping(a, b)
+                p_kw[span.start : span.stop] += c.p_kw
+                if c.reduces_export:
+                    reduction_kw[span.start : span.stop] -= c.p_kw
     eta = np.full(1, math.sqrt(efficiency))
     delta_kwh = energy_delta_kwh(energy_power_kw(p_kw, reduction_kw)[None, :], eta[:, None], eta[:, None], grid.dt_h)
     lowest = min(0.0, float(np.cumsum(delta_kwh).min()))
@@ -390,9 +471,9 @@ def _parties(c: Conflict, result_outcomes: Iterable[tuple[str, str]], env: _Cont
     return sorted(parties)
 
 
-def _notes(
+def _note(
     ctx: Context,
-    parties: Iterable[str],
+    party: str,
     message: str,
     at: datetime,
     *,
@@ -400,22 +481,51 @@ def _notes(
     interval_start: datetime | None,
     magnitude_kw: float | None,
     instruction_id: str | None,
-) -> list[Notification]:
-    """One ``conflict_resolved`` notification with ``message`` to each of ``parties``."""
-    return [
-        Notification(
-            id=ctx.new_id(),
-            recipient_id=party,
-            kind=NotificationKind.CONFLICT_RESOLVED,
-            created_at=at,
-            message=message,
-            tdi_id=tdi_id,
-            interval_start=interval_start,
-            magnitude_kw=magnitude_kw,
-            instruction_id=instruction_id[:48] if instruction_id else None,
+) -> Notification:
+    """One ``conflict_resolved`` notification with ``message`` to ``party``."""
+    return Notification(
+        id=ctx.new_id(),
+        recipient_id=party,
+        kind=NotificationKind.CONFLICT_RESOLVED,
+        created_at=at,
+        message=message,
+        tdi_id=tdi_id,
+        interval_start=interval_start,
+        magnitude_kw=magnitude_kw,
+        instruction_id=instruction_id[:48] if instruction_id else None,
+    )
+
+
+class _PartyViews:
+    """Each party's view of one stored conflict (``conflict_views.conflict_view``), built once per party: what a
+    notification about the conflict may tell that party."""
+
+    def __init__(
+        self, ctx: Context, stored: StoredConflict, amendments: Sequence[StoredAmendment], roles: Mapping[str, Role]
+    ) -> None:
+        self.stored, self.amendments, self.roles = stored, amendments, roles
+        self.facts = facts_for_anyone(ctx, stored)
+        self.views: dict[str, dict[str, Any]] = {}
+
+    def of(self, party: str) -> dict[str, Any]:
+        """The conflict as ``party`` may see it."""
+        if party not in self.views:
+            viewer = party_viewer(party, self.roles.get(party))
+            self.views[party] = conflict_view(self.stored, self.amendments, viewer, self.facts)
+        return self.views[party]
+
+    def outcome(self, party: str, subject_id: str) -> dict[str, Any] | None:
+        """The outcome about ``subject_id`` as ``party`` may see it (None: withheld from it)."""
+        return next((o for o in self.of(party)["resolution"]["outcomes"] if o["subject_id"] == subject_id), None)
+
+    def withheld(self, party: str) -> str:
+        """What ``party`` may be told of the conflict when its outcomes are withheld from it: the window, the rule
+        and the summaries of its view."""
+        v = self.of(party)
+        return (
+            f"conflict {v['id']} ({v['kind']}) at T-D interface {v['tdi_id']} from {v['interval_start']} to "
+            f"{v['interval_end']}: {v['resolution']['summary']} Conflict: {v['summary']}"
         )
-        for party in parties
-    ]
 
 
 def _record(
@@ -472,26 +582,51 @@ def _record(
             None,
             {"kind": conflict.kind.value, "stage": stage, "rule": resolution.rule.value, "summary": resolution.summary},
         )
-        start = min(a for a, _ in conflict.intervals)
-        for outcome in resolution.outcomes:
-            message = (
-                f"conflict {conflict_id} ({conflict.kind.value}): {outcome.subject_type.value} {outcome.subject_id} "
-                f"{outcome.action.value} under {resolution.rule.value}. {outcome.reason}"
-            )
-            recipients = dict.fromkeys((*outcome.party_ids, *sorted(upstream.get(outcome.subject_id, ()))))
-            notes += _notes(
-                ctx,
-                recipients,
-                message,
-                now,
-                tdi_id=conflict.tdi_id,
-                interval_start=start,
-                magnitude_kw=outcome.original_p_kw,
-                instruction_id=outcome.subject_id if outcome.subject_type is SubjectType.INSTRUCTION else None,
-            )
+        notes += _outcome_notes(ctx, record, _PartyViews(ctx, record, amendments, env.roles), upstream, now)
         stored.append(record)
     ctx.uow.market.notifications.add_many(notes)
     return stored
+
+
+def _outcome_notes(
+    ctx: Context, record: StoredConflict, views: _PartyViews, upstream: Mapping[str, set[str]], now: datetime
+) -> list[Notification]:
+    """A ``conflict_resolved`` notification for every outcome to its issuer and recipient and the issuers of the
+    instructions it was split from, each told only what its own view of the conflict shows: the outcome with its
+    reason as that party may see it, or (an outcome withheld from it, such as a DER-level allocation the TSO's
+    model does not show it) once per conflict, the conflict's window, rule and summaries without the outcome."""
+    conflict, resolution = record.conflict, record.resolution
+    start = min(a for a, _ in conflict.intervals)
+    notes: list[Notification] = []
+    told: set[str] = set()
+    for outcome in resolution.outcomes:
+        for party in dict.fromkeys((*outcome.party_ids, *sorted(upstream.get(outcome.subject_id, ())))):
+            shown = views.outcome(party, outcome.subject_id)
+            if shown is None:
+                if party in told:
+                    continue
+                told.add(party)
+                message, magnitude, instruction = views.withheld(party), None, None
+            else:
+                message = (
+                    f"conflict {record.id} ({conflict.kind.value}): {outcome.subject_type.value} "
+                    f"{outcome.subject_id} {outcome.action.value} under {resolution.rule.value}. {shown['reason']}"
+                )
+                magnitude = outcome.original_p_kw
+                instruction = outcome.subject_id if outcome.subject_type is SubjectType.INSTRUCTION else None
+            notes.append(
+                _note(
+                    ctx,
+                    party,
+                    message,
+                    now,
+                    tdi_id=conflict.tdi_id,
+                    interval_start=start,
+                    magnitude_kw=magnitude,
+                    instruction_id=instruction,
+                )
+            )
+    return notes
 
 
 def _adjusted_p_kw(result: ResolutionResult) -> dict[str, float]:
@@ -541,6 +676,24 @@ def _with_storage_state(
     return replace(conflict, figures=figures, summary=summary)
 
 
+def _counted(
+    ctx: Context, instructions: Sequence[Instruction], closed: Sequence[Instruction], roles: Mapping[str, Role]
+) -> tuple[list[Instruction], dict[str, ConflictInstruction]]:
+    """The instructions as the case counts them: each where it is in force, superseded parts left out
+    (``_superseded``; ``closed``: rejected and cancelled instructions, which only supersede); one superseded
+    throughout is left out."""
+    chains = _chains(ctx, [*instructions, *closed])
+    superseded = _superseded(instructions, closed, chains)
+    counted: list[Instruction] = []
+    seen: dict[str, ConflictInstruction] = {}
+    for i in instructions:
+        c = _conflict_instruction(i, roles, chains[i.id].root_issuer, superseded.get(i.id, ()))
+        if c.in_force():
+            counted.append(i)
+            seen[i.id] = c
+    return counted, seen
+
+
 def _run(
     ctx: Context,
     instructions: Sequence[Instruction],
@@ -548,22 +701,24 @@ def _run(
     ders: Mapping[str, Der],
     stage: str,
     keep: set[str] | None,
+    closed: Sequence[Instruction] = (),
 ) -> tuple[list[StoredConflict], dict[str, float], dict[str, str]]:
     """Detect over the instructions and commitments, resolve, store (see the module docstring). ``keep``: when
-    given, only conflicts naming one of these ids (new instructions or commitments) are stored and applied."""
+    given, only conflicts naming one of these ids (new instructions or commitments) are stored and applied.
+    ``closed``: rejected and cancelled instructions that may supersede earlier revisions (``_counted``)."""
+    roles = _roles(ctx)
+    instructions, seen = _counted(ctx, instructions, closed, roles) if instructions else ([], {})
     times = [t for i in instructions for t in (i.interval_start, i.interval_end)]
+    times += [t for c in seen.values() for span in c.superseded for t in span]
     times += [t for c in commitments for t in (c.start, c.end)]
     if not times:
         return [], {}, {}
     grid = _grid(times)
     start, end = grid.start, grid.end
     der_list = [ders[k] for k in sorted(ders)]
-    roles = _roles(ctx)
-    roots = _root_issuers(ctx, instructions)
-    seen = {i.id: _conflict_instruction(i, roles, roots.get(i.id)) for i in instructions}
-    own = _single_issuer(instructions, seen)
+    own = _own_allocations(instructions, seen)
     envelopes, outages = _limits(ctx, der_list, start, end, own)
-    storage = [d for d in der_list if _has_storage(d) and d.id not in own]
+    storage = [d for d in der_list if _has_storage(d)]
     readings = ctx.uow.state_of_charge.latest_many([d.id for d in storage], start) if storage else {}
     by_der: dict[str, list[ConflictInstruction]] = {}
     for c in seen.values():
@@ -619,22 +774,65 @@ def _apply(instruction: Instruction, p_kw: float, reason: str) -> Instruction:
     )
 
 
+_HORIZON_PAD = timedelta(hours=6)
+_HORIZON_MAX_PAD = timedelta(days=8)
+
+
+def _touching(spans: Iterable[tuple[datetime, datetime]], start: datetime, end: datetime) -> tuple[datetime, datetime]:
+    """The union of ``[start, end]`` and every span connected with it through spans that overlap or touch."""
+    blocks: list[list[datetime]] = []
+    for a, b in sorted([(start, end), *spans]):
+        if blocks and a <= blocks[-1][1]:
+            blocks[-1][1] = max(blocks[-1][1], b)
+        else:
+            blocks.append([a, b])
+    lo, hi = next((a, b) for a, b in blocks if a <= start and end <= b)
+    return lo, hi
+
+
+def _horizon(
+    live: Sequence[Instruction], storage: set[str], start: datetime, end: datetime
+) -> tuple[datetime, datetime]:
+    """The span a check covers: ``[start, end]`` widened, as long as it changes, by the run of each storage DER's
+    own instructions that overlap or touch it without a gap (its stored energy runs on through them: the
+    12-4 pm and 4-8 pm dispatches of one battery; in a gap its owner may recharge it)."""
+    spans: dict[str, list[tuple[datetime, datetime]]] = {}
+    for i in live:
+        if i.der_id in storage:
+            spans.setdefault(i.der_id, []).append((i.interval_start, i.interval_end))
+    a, b = start, end
+    while True:
+        lo, hi = a, b
+        for own in spans.values():
+            lo, hi = _touching(own, lo, hi)
+        if (lo, hi) == (a, b):
+            return a, b
+        a, b = lo, hi
+
+
 def _coupled(
     ctx: Context, points: set[int], start: datetime, end: datetime, exclude: set[str]
-) -> dict[str, Instruction]:
-    """Live stored DER-level instructions to any DER at the connection ``points`` that overlap or touch
-    ``[start, end]``, transitively in time (a point's DERs share its envelope, so each is checked with the
-    others)."""
-    stored: dict[str, Instruction] = {}
-    for _ in range(_MAX_EXPANSIONS):
-        found = [i for i in ctx.uow.conflicts.point_instructions(sorted(points), start, end) if i.id not in exclude]
-        stored = {i.id: i for i in found}
-        lo = min([start, *(i.interval_start for i in found)])
-        hi = max([end, *(i.interval_end for i in found)])
-        if (lo, hi) == (start, end):
+) -> tuple[dict[str, Instruction], list[Instruction]]:
+    """Live stored DER-level instructions (``LIVE_STATUSES``) to any DER at the connection ``points`` (they share
+    its envelope) that overlap the span of the check (``_horizon``: ``[start, end]`` and the runs of the storage
+    DERs' instructions that go on from it), and the rejected or cancelled ones over that span (they supersede
+    earlier revisions). The store is read over a window around ``[start, end]`` that widens until the span ends
+    inside it (at most ``_HORIZON_MAX_PAD`` either side)."""
+    pad = _HORIZON_PAD
+    while True:
+        lo, hi = start - pad, end + pad
+        found = [
+            i for i in ctx.uow.conflicts.point_instructions(sorted(points), lo, hi, closed=True) if i.id not in exclude
+        ]
+        live = [i for i in found if i.status in LIVE_STATUSES]
+        storage = {d.id for d in _ders(ctx, {i.der_id for i in live if i.der_id}).values() if _has_storage(d)}
+        a, b = _horizon(live, storage, start, end)
+        if (lo < a and b < hi) or pad >= _HORIZON_MAX_PAD:
             break
-        start, end = lo, hi
-    return stored
+        pad *= 2
+    coupled = {i.id: i for i in live if i.interval_start < b and i.interval_end > a}
+    closed = [i for i in found if i.status not in LIVE_STATUSES and i.interval_start < b and i.interval_end > a]
+    return coupled, closed
 
 
 def _ders(ctx: Context, der_ids: Iterable[str]) -> dict[str, Der]:
@@ -683,11 +881,11 @@ def check_instructions(ctx: Context, new: Sequence[Instruction], *, stage: str =
     points = {d.connection_point_id for d in new_ders.values()}
     start = min(i.interval_start for i in checked)
     end = max(i.interval_end for i in checked)
-    stored = _coupled(ctx, points, start, end, new_ids)
+    stored, closed = _coupled(ctx, points, start, end, new_ids)
     everything = [*stored.values(), *checked]
     ders = _ders(ctx, (i.der_id for i in everything if i.der_id is not None))
     everything = [i for i in everything if i.der_id in ders]
-    _, adjusted, reasons = _run(ctx, everything, (), ders, stage, new_ids)
+    _, adjusted, reasons = _run(ctx, everything, (), ders, stage, new_ids, closed)
     _store_adjustments(ctx, stored, adjusted, reasons)
     return [_apply(i, adjusted[i.id], reasons[i.id]) if i.id in adjusted and i.id in reasons else i for i in new]
 
@@ -702,12 +900,12 @@ def recheck_points(
     points = set(connection_point_ids)
     if not points or end <= start:
         return []
-    stored = _coupled(ctx, points, start, end, set())
+    stored, closed = _coupled(ctx, points, start, end, set())
     ders = _ders(ctx, (i.der_id for i in stored.values() if i.der_id is not None))
     live = [i for i in stored.values() if i.der_id in ders]
     if not live:
         return []
-    found, adjusted, reasons = _run(ctx, live, (), ders, stage, None)
+    found, adjusted, reasons = _run(ctx, live, (), ders, stage, None, closed)
     _store_adjustments(ctx, stored, adjusted, reasons)
     return found
 
@@ -829,34 +1027,57 @@ def check_offers(ctx: Context, new: Sequence[StoredOffer]) -> list[StoredConflic
     return stored
 
 
+def _expiry_notes(
+    ctx: Context,
+    request: StoredAmendment,
+    instruction: Instruction | None,
+    stand: str,
+    roles: Mapping[str, Role],
+    when: datetime,
+) -> list[Notification]:
+    """Tell the addressee, every party of the conflict's resolution and the interface's DSO that ``request``
+    expired, each only as its view of the conflict allows: the request, its instruction and what stands when the
+    view shows the request, else that an amendment request of the conflict expired and its provisional setpoints
+    are final."""
+    stored = ctx.uow.conflicts.get(request.conflict_id)
+    if stored is None:
+        parties, views = [request.addressee_id], None
+    else:
+        parties = sorted(
+            {request.addressee_id, stored.dso_id, *(p for o in stored.resolution.outcomes for p in o.party_ids)}
+        )
+        views = _PartyViews(ctx, stored, ctx.uow.conflicts.amendments(stored.id), roles)
+    notes: list[Notification] = []
+    for party in parties:
+        shown = views is None or any(a["id"] == request.id for a in views.of(party)["amendment_requests"])
+        if shown:
+            message = (
+                f"amendment request {request.id} for instruction {request.instruction_id} (conflict "
+                f"{request.conflict_id}) expired at its deadline {format_time(request.deadline)} without an "
+                f"amendment: the provisional setpoint is final: {stand}."
+            )
+        else:
+            assert views is not None
+            message = (
+                f"an amendment request of conflict {request.conflict_id} expired at its deadline without an "
+                f"amendment: its provisional setpoints are final. {views.withheld(party)}"
+            )
+        notes.append(
+            _note(
+                ctx,
+                party,
+                message,
+                when,
+                tdi_id=stored.conflict.tdi_id if stored is not None else None,
+                interval_start=request.provisional[0].start if request.provisional and shown else None,
+                magnitude_kw=instruction.p_kw if instruction is not None and shown else None,
+                instruction_id=request.instruction_id if shown else None,
+            )
+        )
+    return notes
+
+
 # --- reading, policies, amendments ------------------------------------------------------------------------
-
-
-def conflict_scope(ctx: Context) -> ConflictScope:
-    """What the caller may see: everything (observer, platform administrator); the TSO the conflicts that
-    involve its instructions or DER-level instructions its model shows it; everyone those it takes part in
-    (issuer or recipient of an involved instruction, owner or representative of an involved DER, the DSO of
-    the interface)."""
-    caller = ctx.caller
-    if is_system(caller) or caller.role is Role.OBSERVER:
-        return ConflictScope(everything=True)
-    return ConflictScope(participant_id=caller.participant_id, tso=caller.role is Role.TSO)
-
-
-def list_conflicts(ctx: Context, page: Page, filters: ConflictFilter | None = None) -> list[StoredConflict]:
-    """The conflicts the caller may see (``conflict_scope``), filtered and paged, by interval start."""
-    f = filters or ConflictFilter()
-    if f.start is not None and f.end is not None and f.end <= f.start:
-        raise ValidationFailed("end must be after start", field="end", code=OUT_OF_RANGE)
-    return ctx.uow.conflicts.query(conflict_scope(ctx), page, f)
-
-
-def get_conflict(ctx: Context, conflict_id: str) -> tuple[StoredConflict, list[StoredAmendment]]:
-    """One conflict with its resolution and amendment requests; an invisible one answers ``not_found``."""
-    found = ctx.uow.conflicts.get(conflict_id)
-    if found is None or not ctx.uow.conflicts.visible(conflict_id, conflict_scope(ctx)):
-        raise NotFound(f"no conflict {conflict_id}", field="conflict_id")
-    return found, ctx.uow.conflicts.amendments(conflict_id)
 
 
 def _policy_reader(ctx: Context, tdi_id: str) -> str:
@@ -985,6 +1206,7 @@ def expire_amendments(ctx: Context, now: datetime | None = None) -> list[StoredA
     Returns the expired requests, earliest deadline first."""
     when = now or ctx.clock.now()
     addressee = None if is_system(ctx.caller) else ctx.caller.participant_id
+    roles = _roles(ctx)
     expired: list[StoredAmendment] = []
     notes: list[Notification] = []
     for request in ctx.uow.conflicts.due_amendments(when, addressee):
@@ -1006,95 +1228,10 @@ def expire_amendments(ctx: Context, now: datetime | None = None) -> list[StoredA
             {"status": AmendmentStatus.PENDING.value},
             {"status": AmendmentStatus.EXPIRED.value, "deadline": request.deadline.isoformat(), "stands": stand},
         )
-        stored = ctx.uow.conflicts.get(request.conflict_id)
-        parties = {request.addressee_id}
-        if stored is not None:
-            parties.add(stored.dso_id)
-            parties.update(p for o in stored.resolution.outcomes for p in o.party_ids)
-        message = (
-            f"amendment request {request.id} for instruction {request.instruction_id} (conflict "
-            f"{request.conflict_id}) expired at its deadline {format_time(request.deadline)} without an "
-            f"amendment: the provisional setpoint is final: {stand}."
-        )
-        notes += _notes(
-            ctx,
-            sorted(parties),
-            message,
-            when,
-            tdi_id=stored.conflict.tdi_id if stored is not None else None,
-            interval_start=request.provisional[0].start if request.provisional else None,
-            magnitude_kw=instruction.p_kw if instruction is not None else None,
-            instruction_id=request.instruction_id,
-        )
         expired.append(replace(request, status=AmendmentStatus.EXPIRED))
+        notes += _expiry_notes(ctx, expired[-1], instruction, stand, roles, when)
     ctx.uow.market.notifications.add_many(notes)
     return expired
-
-
-# --- reports ----------------------------------------------------------------------------------------------
-
-
-def _finite(value: float) -> float | None:
-    return float(value) if math.isfinite(value) else None
-
-
-def conflict_json(stored: StoredConflict, amendments: Sequence[StoredAmendment] = ()) -> dict[str, Any]:
-    """A stored conflict with its resolution (and amendment requests) as plain JSON values; unlimited
-    figures (infinite limits) become ``None``."""
-    c, r = stored.conflict, stored.resolution
-    return {
-        "id": stored.id,
-        "kind": c.kind.value,
-        "stage": stored.stage,
-        "tdi_id": c.tdi_id,
-        "dso_id": stored.dso_id,
-        "der_ids": list(c.der_ids),
-        "connection_point_id": c.connection_point_id,
-        "interval_start": min(a for a, _ in c.intervals).isoformat(),
-        "interval_end": max(b for _, b in c.intervals).isoformat(),
-        "intervals": [[a.isoformat(), b.isoformat()] for a, b in c.intervals],
-        "instruction_ids": list(c.instruction_ids),
-        "commitment_ids": list(c.commitment_ids),
-        "party_ids": list(c.party_ids),
-        "figures": {k: _finite(v) for k, v in c.figures.items()},
-        "series": {k: [_finite(x) for x in v] for k, v in c.series.items()},
-        "summary": c.summary,
-        "detected_at": stored.detected_at.isoformat(),
-        "resolution": {
-            "id": r.resolution_id,
-            "rule": r.rule.value,
-            "binding_limit": r.binding_limit,
-            "decided_at": r.decided_at.isoformat(),
-            "summary": r.summary,
-            "outcomes": [outcome_json(o) for o in r.outcomes],
-        },
-        "amendment_requests": [amendment_json(a) for a in amendments],
-    }
-
-
-def amendment_json(a: StoredAmendment) -> dict[str, Any]:
-    """An amendment request as plain JSON values."""
-    return {
-        "id": a.id,
-        "conflict_id": a.conflict_id,
-        "instruction_id": a.instruction_id,
-        "der_id": a.der_id,
-        "addressee_id": a.addressee_id,
-        "requested_at": a.requested_at.isoformat(),
-        "deadline": a.deadline.isoformat(),
-        "provisional": segments_json(a.provisional),
-        "reason": a.reason,
-        "status": a.status.value,
-        "answered_at": a.answered_at.isoformat() if a.answered_at else None,
-        "amended_p_kw": a.amended_p_kw,
-    }
-
-
-def conflict_report(ctx: Context, start: datetime, end: datetime, *, limit: int = 10_000) -> list[dict[str, Any]]:
-    """The conflicts the caller may see that overlap ``[start, end)``, each with its resolution, as JSON-able
-    dicts in interval order (for the scenario report)."""
-    found = list_conflicts(ctx, Page(limit=limit), ConflictFilter(start=start, end=end))
-    return [conflict_json(s, ctx.uow.conflicts.amendments(s.id)) for s in found]
 
 
 __all__ = [
@@ -1103,6 +1240,7 @@ __all__ = [
     "STAGE_ISSUE",
     "STAGE_NETWORK",
     "STAGE_OFFERS",
+    "amendment_json",
     "answer_amendment",
     "check_before_dispatch",
     "check_instructions",

@@ -44,6 +44,7 @@ from gridbridge.domain.conflicts import (
 )
 from gridbridge.domain.market import Instruction, InstructionStatus
 from gridbridge.services.conflict_ports import (
+    LIVE_STATUSES,
     ConflictFilter,
     ConflictScope,
     StoredAmendment,
@@ -65,7 +66,7 @@ from gridbridge.store.settlement_repository import SqlSettlementFlags
 from gridbridge.store.tables import ders
 
 _CHUNK = 500
-_LIVE = (InstructionStatus.ISSUED, InstructionStatus.RECEIVED, InstructionStatus.ACCEPTED)
+_LIVE = tuple(sorted(LIVE_STATUSES))
 
 
 def _chunks(ids: Sequence[str]) -> Iterable[Sequence[str]]:
@@ -370,21 +371,17 @@ class SqlConflicts:
         )
 
     def point_instructions(
-        self, connection_point_ids: Sequence[int], start: datetime, end: datetime
+        self, connection_point_ids: Sequence[int], start: datetime, end: datetime, *, closed: bool = False
     ) -> list[Instruction]:
         i = instructions.c
         out: list[Instruction] = []
         points = sorted(set(connection_point_ids))
         for k in range(0, len(points), _CHUNK):
             at_points = select(ders.c.id).where(ders.c.connection_point_id.in_(points[k : k + _CHUNK]))
-            query = select(instructions).where(
-                and_(
-                    i.der_id.in_(at_points),
-                    i.status.in_([s.value for s in _LIVE]),
-                    i.interval_start <= end,
-                    i.interval_end >= start,
-                )
-            )
+            where = [i.der_id.in_(at_points), i.interval_start <= end, i.interval_end >= start]
+            if not closed:
+                where.append(i.status.in_([s.value for s in _LIVE]))
+            query = select(instructions).where(and_(*where))
             out.extend(_instruction(r) for r in self.session.execute(query).mappings())
         out.sort(key=lambda x: (x.issued_at, x.id))
         return out
@@ -407,6 +404,13 @@ class SqlConflicts:
             )
             out.extend(_instruction(r) for r in self.session.execute(query).mappings())
         out.sort(key=lambda x: (x.issued_at, x.id))
+        return out
+
+    def instructions(self, instruction_ids: Sequence[str]) -> list[Instruction]:
+        out: list[Instruction] = []
+        for chunk in _chunks(sorted(set(instruction_ids))):
+            query = select(instructions).where(instructions.c.id.in_(chunk))
+            out.extend(_instruction(r) for r in self.session.execute(query).mappings())
         return out
 
     def adjust_instruction(

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -40,9 +41,19 @@ def _headers(p: Province, role: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {p.tokens[role]}"}
 
 
-def _file_approved(p: Province, who: str, key: str, tdi: str, point: int, owner: str, ldc: str, **kw: Any) -> str:
+def _file_approved(
+    p: Province,
+    who: str,
+    key: str,
+    tdi: str,
+    point: int,
+    owner: str,
+    ldc: str,
+    round_trip_efficiency: float | None = None,
+    **kw: Any,
+) -> str:
     def file(ctx: Context) -> str:
-        s = spec(f"der-{key}", **kw)
+        s = replace(spec(f"der-{key}", **kw), round_trip_efficiency=round_trip_efficiency)
         return ders.request_interconnection(ctx, s, p.points[tdi][point], owner_id=p.ids[owner]).id
 
     der_id = p.run(who, file)
@@ -127,6 +138,36 @@ def test_competitors_at_one_connection_point_see_only_their_own(database_url: st
         assert (status, body["code"]) == (404, "not_found"), role
 
 
+def _conflict_notes(client: TestClient, p: Province, role: str, conflict_id: str) -> list[Json]:
+    response = client.get("/notifications", headers=_headers(p, role))
+    assert response.status_code == 200, response.json()
+    return [n for n in response.json() if n["kind"] == "conflict_resolved" and conflict_id in n["message"]]
+
+
+def test_a_competitors_notification_names_none_of_the_other_partys_ders_or_instructions(database_url: str) -> None:
+    """Each party is told of the point's conflict as its own view shows it: owner_1 and agg_2 get the outcome of
+    their own instruction with its reason, and no DER, instruction, party or id of the other; the TSO, which
+    issued both, gets both in full."""
+    p = build_province(database_url)
+    on_a1, on_x = competitors_at_one_point(p)
+    a1, x = p.ders["a1"], p.ders["x"]
+    client = client_for(p)
+    (conflict_id,) = [k for k, v in _views(client, p, "regulator").items() if set(v["der_ids"]) == {a1, x}]
+    own = {
+        "owner_1": (on_a1.id, (x, on_x.id, p.ids["agg_2"], p.ids["owner_2"])),
+        "agg_2": (on_x.id, (a1, on_a1.id, p.ids["owner_1"])),
+    }
+    for role, (instruction_id, withheld_ids) in own.items():
+        notes = _conflict_notes(client, p, role, conflict_id)
+        assert [n["instruction_id"] for n in notes] == [instruction_id], role
+        assert instruction_id in notes[0]["message"]
+        assert "Conflict: " in notes[0]["message"]  # the reason, with the summary of the caller's view
+        _absent({"notes": notes}, *withheld_ids)
+    tso = _conflict_notes(client, p, "tso", conflict_id)
+    assert sorted(n["instruction_id"] for n in tso) == sorted([on_a1.id, on_x.id])
+    assert all(on_a1.id in n["message"] and on_x.id in n["message"] for n in tso)  # the full reason
+
+
 def test_under_total_dso_the_tso_sees_the_conflict_but_no_der(database_url: str) -> None:
     p = build_province(database_url)
     bat = _file_approved(
@@ -137,6 +178,7 @@ def test_under_total_dso_the_tso_sees_the_conflict_but_no_der(database_url: str)
         5,
         "owner_2",
         "ldc_b",
+        round_trip_efficiency=1.0,  # the white paper's battery: 1,000 kW for exactly four hours
         export_kw=1000.0,
         technology=Technology.STORAGE,
         import_kw=1000.0,
@@ -190,6 +232,13 @@ def test_under_total_dso_the_tso_sees_the_conflict_but_no_der(database_url: str)
     assert tso["withheld"] == {"ders": 1, "items": 2, "combined_kw": None}
     _absent(tso, bat, child.id, dso.id, p.ids["agg_2"], p.ids["owner_2"])
     assert _one(client, p, "tso", record["id"]) == (200, tso)
+    # told of it as upstream issuer of the allocation, once, with the window and rule and no DER, instruction or kW
+    (note,) = _conflict_notes(client, p, "tso", record["id"])
+    assert (note["instruction_id"], note["magnitude_kw"]) == (None, None)
+    assert record["resolution"]["rule"] in note["message"]
+    _absent(note, bat, child.id, dso.id, p.ids["agg_2"], p.ids["owner_2"])
+    for role in ("ldc_b", "agg_2"):  # the issuers and the recipient see the outcomes of their instructions
+        assert {n["instruction_id"] for n in _conflict_notes(client, p, role, record["id"])} <= {child.id, dso.id}
     for role in ("ldc_a", "agg_1", "owner_1"):
         assert _one(client, p, role, record["id"])[0] == 404, role
 

@@ -4,6 +4,7 @@ fixed clock."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -52,9 +53,9 @@ def test_policy_list_and_show(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     assert code == 0, output
     assert json.loads(output)["rules"]["hidden_coupling_energy"] == "amendment_request"
 
-    # the white paper's battery: the IESO's allocation 12-4 pm, the DSO's dispatch 4-8 pm
+    # the white paper's battery (lossless): the IESO's allocation 12-4 pm, the DSO's dispatch 4-8 pm
     def file(ctx: Context) -> str:
-        s = spec("der-bat", 1000.0, Technology.STORAGE, 1000.0, 4000.0)
+        s = replace(spec("der-bat", 1000.0, Technology.STORAGE, 1000.0, 4000.0), round_trip_efficiency=1.0)
         return ders.request_interconnection(ctx, s, p.points["tdi_a"][5]).id
 
     bat = p.run("owner_2", file)

@@ -35,9 +35,11 @@ def _interface(name: str, model: str) -> dict[str, Any]:
     }
 
 
-def _feeder(face: str, battery: str, pv5: str, pv6: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """The three DERs at ``face`` (a battery at Bus 2, below the faulted line; PV at Bus 5 and Bus 6) and their
-    offers."""
+def _feeder(
+    face: str, battery: str, pv5: str, pv6: str, battery_kwh: float = 800
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The three DERs at ``face`` (a ``battery_kwh`` battery at Bus 2, below the faulted line; PV at Bus 5 and
+    Bus 6) and their offers."""
     ders: list[dict[str, Any]] = [
         {
             "name": battery,
@@ -46,7 +48,7 @@ def _feeder(face: str, battery: str, pv5: str, pv6: str) -> tuple[list[dict[str,
             "technology": "storage",
             "export_kw": 400,
             "import_kw": 400,
-            "energy_kwh": 800,
+            "energy_kwh": battery_kwh,
             "filed_by": "farm_owner",
         },
         {
@@ -113,23 +115,27 @@ def day_scenario(model: str, *, big: bool = False, requirement_kw: float = 600.0
     }
 
 
+DAY_BATTERY_KWH = 12_000
+"""``province_day``'s batteries hold enough for a whole day at 400 kW (9,600 kWh out, about 10,100 kWh drawn at
+the default 0.9 round-trip efficiency), so that the day shows the outage and not the stored energy."""
+
 MODELS = ("total_tso", "alt1_minimal_dso", "alt2_hybrid_dso", "total_dso")
 SHORT = {"total_tso": "tso", "alt1_minimal_dso": "alt1", "alt2_hybrid_dso": "alt2", "total_dso": "dso"}
 
 
 def province_day() -> dict[str, Any]:
     """One interface per coordination model (``tso_ts``, ``alt1_ts``, ``alt2_ts``, ``dso_ts``), each on the same LV
-    grid with the same DERs named after it (``battery_alt1``: 400 kW storage at Bus 2, ``pv5_alt1``: 300 kW PV at
-    Bus 5 filed by the aggregator, ``pv6_alt1``: 250 kW PV at Bus 6) and the same cable fault (Line 12 open
-    12:00-12:30, Bus 2 dark); ``chp_alt2`` (1,500 kW CHP at Bus 7, above the hybrid model's threshold) offers
-    300 kW at 25 CAD/MWh. The whole day: 24 day-ahead hours and all 288 real-time intervals; the TSO wants
-    2,000 kW throughout."""
+    grid with the same DERs named after it (``battery_alt1``: 400 kW, ``DAY_BATTERY_KWH`` storage at Bus 2;
+    ``pv5_alt1``: 300 kW PV at Bus 5 filed by the aggregator; ``pv6_alt1``: 250 kW PV at Bus 6) and the same
+    cable fault (Line 12 open 12:00-12:30, Bus 2 dark); ``chp_alt2`` (1,500 kW CHP at Bus 7, above the hybrid
+    model's threshold) offers 300 kW at 25 CAD/MWh. The whole day: 24 day-ahead hours and all 288 real-time
+    intervals; the TSO wants 2,000 kW throughout."""
     faces = {f"{SHORT[m]}_ts": m for m in MODELS}
     ders: list[dict[str, Any]] = []
     offers: list[dict[str, Any]] = []
     for face in faces:
         tag = face.removesuffix("_ts")
-        more_ders, more_offers = _feeder(face, f"battery_{tag}", f"pv5_{tag}", f"pv6_{tag}")
+        more_ders, more_offers = _feeder(face, f"battery_{tag}", f"pv5_{tag}", f"pv6_{tag}", DAY_BATTERY_KWH)
         ders += more_ders
         offers += more_offers
     ders.append(_chp("chp_alt2", "alt2_ts"))

@@ -76,11 +76,11 @@ def _prices(report: dict[str, Any], at: str) -> dict[str, str]:
     return {p["interface"]: p["energy_price_cad_per_mwh"] for p in _rt(report, "prices") if _at(p) == at}
 
 
-def _energy_conflict(c: dict[str, Any], rows: dict[str, dict[str, Any]], face: str, battery: str) -> None:
-    """``c`` is the TSO's day-ahead schedules of ``battery`` beyond its stored energy, caught as the schedule that
-    breaks it is issued and resolved by service priority (all wholesale energy: the earlier-issued schedules
-    prevail); the later schedule is reduced or cancelled, and the report's instruction shows it as it stands,
-    with the conflict's id."""
+def _energy_conflict(c: dict[str, Any], rows: dict[str, dict[str, Any]], face: str, battery: str, issuer: str) -> None:
+    """``c`` is ``issuer``'s day-ahead schedules of ``battery`` (the TSO's own, or the LDC's split of its virtual
+    resource) beyond its stored energy, caught as the schedule that breaks it is issued and resolved by service
+    priority (all wholesale energy: the earlier-issued schedules prevail); the later schedule is reduced or
+    cancelled, and the report's instruction shows it as it stands, with the conflict's id."""
     assert (c["kind"], c["stage"], c["rule"], c["ders"]) == (
         "hidden_coupling_energy",
         "instruction_issue",
@@ -89,9 +89,9 @@ def _energy_conflict(c: dict[str, Any], rows: dict[str, dict[str, Any]], face: s
     )
     assert c["interface"] == face
     assert c["connection_point"] == f"{face}/LV1.101 Bus 2"
-    assert c["parties"] == ["ieso", "farm_owner"]
+    assert c["parties"] == sorted([issuer, "farm_owner"], key=["ieso", "hydro_south", "farm_owner"].index)
     assert c["figures"]["max_shortfall_kwh"] > 0
-    assert {(o["der"], o["issuer"], o["recipient"]) for o in c["outcomes"]} == {(battery, "ieso", "farm_owner")}
+    assert {(o["der"], o["issuer"], o["recipient"]) for o in c["outcomes"]} == {(battery, issuer, "farm_owner")}
     changed = [o for o in c["outcomes"] if o["action"] != "kept"]
     assert changed
     for o in changed:
@@ -104,20 +104,48 @@ def _energy_conflict(c: dict[str, Any], rows: dict[str, dict[str, Any]], face: s
         assert c["id"] in row["conflicts"]
 
 
-def _battery_energy_conflicts(report: dict[str, Any]) -> None:
-    """The TSO schedules the 800 kWh battery at 400 kW hour after hour, beyond its stored energy: every conflict
-    is one of those (``_energy_conflict``)."""
-    assert report["conflicts"]
+def _dark_schedule_conflict(
+    c: dict[str, Any], rows: dict[str, dict[str, Any]], face: str, battery: str, issuer: str
+) -> None:
+    """``c`` is the tier bypassing the cable fault makes of ``issuer``'s day-ahead schedule of ``battery`` for the
+    12:00 hour (issued the day before, still in force where no real-time dispatch replaces it): caught when the
+    outage is recorded, and the schedule cancelled over the dark half hour (as it stands: 0 kW, cancelled)."""
+    assert (c["kind"], c["stage"], c["rule"], c["ders"]) == (
+        "tier_bypassing_deenergised",
+        "network_change",
+        "most_restrictive_limit",
+        [battery],
+    )
+    # the dark half hour, on the coarsest grid of what is checked (the hour where no real-time dispatch splits it)
+    assert (c["interface"], c["interval_start"][11:16]) == (face, "12:00")
+    assert c["interval_end"][11:16] in ("12:30", "13:00")
+    ((o,),) = [c["outcomes"]]
+    row = rows[o["subject"]]
+    assert (row["market"], row["kind"], row["issuer"], _at(row)) == ("day_ahead", "schedule", issuer, "12:00")
+    first = o["schedule"][0]
+    assert (first["start"][11:16], first["end"][11:16], first["p_kw"]) == ("12:00", c["interval_end"][11:16], 0.0)
+    assert (row["status"], row["p_kw"]) == ("cancelled", 0.0)
+
+
+def _battery_conflicts(report: dict[str, Any], issuer: str) -> None:
+    """``issuer`` (the TSO, or the LDC splitting its virtual resource) schedules the 800 kWh battery at 400 kW hour
+    after hour, beyond its stored energy (``_energy_conflict``), and its 12:00 schedule meets the fault
+    (``_dark_schedule_conflict``, once): every conflict is one of those."""
     rows = {i["id"]: i for i in report["instructions"]}
-    for c in report["conflicts"]:
-        _energy_conflict(c, rows, "south_ts", "battery_2")
+    dark = [c for c in report["conflicts"] if c["kind"] == "tier_bypassing_deenergised"]
+    assert len(dark) == 1
+    _dark_schedule_conflict(dark[0], rows, "south_ts", "battery_2", issuer)
+    energy = [c for c in report["conflicts"] if c["kind"] != "tier_bypassing_deenergised"]
+    assert energy
+    for c in energy:
+        _energy_conflict(c, rows, "south_ts", "battery_2", issuer)
 
 
 def test_total_tso_day_dispatches_ders_directly_and_skips_the_dark_feeder(tmp_path: Path) -> None:
     report = _run(tmp_path, "total_tso")
     _outage_and_days(report)
     _envelope_refuses_the_dark_battery_offer(report)
-    _battery_energy_conflicts(report)
+    _battery_conflicts(report, "ieso")
     rt = _rt(report, "instructions")
     # the TSO dispatches every DER itself, to the party that offered it (the aggregator for pv_5)
     assert {(i["issuer"], i["resource_kind"], i["parent_id"]) for i in rt} == {("ieso", "der", None)}
@@ -133,7 +161,7 @@ def test_total_tso_day_dispatches_ders_directly_and_skips_the_dark_feeder(tmp_pa
 def test_alt1_day_the_dso_check_cuts_the_dark_battery_and_the_tso_redispatches(tmp_path: Path) -> None:
     report = _run(tmp_path, "alt1_minimal_dso")
     _outage_and_days(report)
-    _battery_energy_conflicts(report)
+    _battery_conflicts(report, "ieso")
     # under alt 1 the TSO models DERs at the interface without distribution limits: the battery's offers go in
     assert report["offer_rejections"] == []
     cuts = [(_at(c), c["der"], c["curtailed_kw"], c["checked_by"]) for c in _rt(report, "curtailments")]
@@ -156,8 +184,8 @@ def test_alt2_day_the_dso_virtual_resource_is_split_within_envelopes(tmp_path: P
     report = _run(tmp_path, "alt2_hybrid_dso", big=True)
     _outage_and_days(report)
     _envelope_refuses_the_dark_battery_offer(report)
-    # the battery's schedules are the LDC's own allocations of one virtual resource: no two parties, no conflict
-    assert report["conflicts"] == []
+    # the battery's schedules are the LDC's own allocations of one virtual resource: checked for its stored energy
+    _battery_conflicts(report, "hydro_south")
     rt = _rt(report, "instructions")
     virtual = [i for i in rt if i["resource_kind"] == "dso_virtual"]
     assert {(i["resource"], i["issuer"], i["recipient"]) for i in virtual} == {("south_ts", "ieso", "hydro_south")}
@@ -182,7 +210,7 @@ def test_total_dso_day_every_der_goes_through_the_dso(tmp_path: Path) -> None:
     report = _run(tmp_path, "total_dso")
     _outage_and_days(report)
     _envelope_refuses_the_dark_battery_offer(report)
-    assert report["conflicts"] == []
+    _battery_conflicts(report, "hydro_south")
     rt = _rt(report, "instructions")
     south = [i for i in rt if i["interface"] == "south_ts"]
     # the TSO instructs only the LDC at a Total DSO interface: its virtual resource and the net schedule
@@ -291,9 +319,12 @@ def test_a_whole_day_with_an_outage_under_every_model(tmp_path: Path) -> None:
         assert len(prices) == 24 + 288
         assert all(p["energy_price_cad_per_mwh"] is not None for p in prices)
         checks[model](report, rt)
-    # every conflict of the day is the TSO's own hourly schedules of a directly participating battery running
-    # beyond its 800 kWh (at the Total TSO and alt 1 interfaces), each resolved once
-    assert {c["interface"] for c in report["conflicts"]} == {"tso_ts", "alt1_ts"}
+    # the batteries hold a day's energy: the only conflict at each interface is the day-ahead schedule of its
+    # battery for the 12:00 hour meeting the fault, by the TSO (Total TSO, alt 1) or the LDC's split (alt 2,
+    # Total DSO)
     rows = {i["id"]: i for i in report["instructions"]}
+    issuers = {"tso_ts": "ieso", "alt1_ts": "ieso", "alt2_ts": "hydro_south", "dso_ts": "hydro_south"}
+    assert sorted(c["interface"] for c in report["conflicts"]) == sorted(issuers)
     for c in report["conflicts"]:
-        _energy_conflict(c, rows, c["interface"], f"battery_{c['interface'].removesuffix('_ts')}")
+        face = c["interface"]
+        _dark_schedule_conflict(c, rows, face, f"battery_{face.removesuffix('_ts')}", issuers[face])

@@ -129,8 +129,14 @@ def test_an_amendment_after_its_deadline_is_refused_and_changes_nothing(province
     (conflict,) = client.get("/conflicts", headers=_h(p, "ldc_a")).json()
     assert conflict["amendment_requests"][0]["status"] == "expired"
     assert client.get("/conflicts", params={"status": "pending_amendment"}, headers=_h(p, "ldc_a")).json() == []
-    notes = client.get("/notifications", headers=_h(p, "tso")).json()
+    notes = client.get("/notifications", headers=_h(p, "ldc_a")).json()
     assert any(request["id"] in n["message"] and "expired" in n["message"] for n in notes)
+    # the TSO's view of the conflict withholds the DSO's dispatch and its request: it is told that a request of
+    # the conflict expired, naming neither
+    notes = client.get("/notifications", headers=_h(p, "tso")).json()
+    told = [n for n in notes if "expired" in n["message"] and conflict["id"] in n["message"]]
+    assert told
+    assert not [n for n in told if request["id"] in n["message"] or dso.id in n["message"] or n["instruction_id"]]
     before = _counts(p)
     _problem(
         client.post(f"/amendment-requests/{request['id']}/answer", json={"p_kw": 0.0}, headers=_h(p, "ldc_a")),

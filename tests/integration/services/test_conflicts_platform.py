@@ -483,9 +483,14 @@ def test_an_unanswered_amendment_request_expires_and_its_provisional_setpoint_is
     assert stood.p_kw == 0.0
     assert stood.status is InstructionStatus.CANCELLED
     assert "expired unanswered" in (stood.reason or "")
-    for who in ("ldc_a", "tso", "owner_2"):
+    for who in ("ldc_a", "owner_2"):
         notes = p.run(who, lambda ctx: instructions.list_notifications(ctx, Page(limit=100)))
         assert any(request.id in n.message and "expired" in n.message for n in notes), who
+    # the TSO's view withholds the DSO's dispatch and the request about it: it is told without their ids
+    notes = p.run("tso", lambda ctx: instructions.list_notifications(ctx, Page(limit=100)))
+    told = [n for n in notes if "expired" in n.message and found.id in n.message]
+    assert told
+    assert not [n for n in told if request.id in n.message or dso.id in n.message or n.instruction_id]
     with pytest.raises(ConflictError) as late:
         p.run("ldc_a", lambda ctx: conflicts.answer_amendment(ctx, request.id, 0.0))
     assert late.value.code == "conflicts.amendment_after_deadline"

@@ -47,6 +47,8 @@ DERS = ("a1", "x", "a2", "bat")
 """a1 and x share a point; a2's point is the one the outage de-energises; bat is a 4,000 kWh battery."""
 FEEDER_LINE = "LV1.101 Line 12"
 _TOL = 1e-3
+OFFER_HOUR = 23
+"""offer_twice offers for this hour of the example's day; outages end by then (a de-energised point refuses it)."""
 
 
 def _reduction(i: Instruction) -> bool:
@@ -198,7 +200,7 @@ def _machine(p: Province) -> type[RuleBasedStateMachine]:
         @rule(energy_kw=st.integers(1, 6).map(lambda x: x * 10), reserve_kw=st.integers(1, 12).map(lambda x: x * 10))
         def offer_twice(self, energy_kw: int, reserve_kw: int) -> None:
             """a2 offered on its own for energy and through agg_1's reserve aggregation for the same interval."""
-            start = (p.clock.now() + timedelta(hours=1)).replace(minute=0, second=0, microsecond=0)
+            start = self.day + timedelta(hours=OFFER_HOUR)  # this example's day: no earlier outage reaches it
 
             def offer(kind: ResourceKind, resource_id: str, product: Product, kw: int) -> OfferItem:
                 segment = (OfferSegment(Decimal("20"), Decimal(kw)),)
@@ -228,7 +230,7 @@ def _machine(p: Province) -> type[RuleBasedStateMachine]:
             # as a published envelope run does (services/envelope_runs.py): re-check the covered intervals
             p.run("ldc_a", lambda ctx: conflicts.recheck_points(ctx, [point_of(p, key)], start, end))
 
-        @rule(hour=st.integers(0, 22), hours=st.integers(1, 3))
+        @rule(hour=st.integers(0, OFFER_HOUR - 3), hours=st.integers(1, 3))
         def outage(self, hour: int, hours: int) -> None:
             start, end = self._window(hour, hours)
             p.run(

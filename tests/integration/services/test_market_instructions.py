@@ -244,7 +244,7 @@ def test_operating_instruction_is_allocated_by_the_dso(province: Province) -> No
         )
     assert bad.value.code == "instructions.bad_period"
 
-    def issue(p_kw: float) -> str:
+    def issue(p_kw: float, hour: int = 0) -> str:
         return p.run(
             "tso",
             lambda ctx: (
@@ -252,8 +252,8 @@ def test_operating_instruction_is_allocated_by_the_dso(province: Province) -> No
                     ctx,
                     p.tdis["tdi_a"],
                     p_kw=p_kw,
-                    interval_start=start,
-                    interval_end=start + timedelta(hours=1),
+                    interval_start=start + timedelta(hours=hour),
+                    interval_end=start + timedelta(hours=hour + 1),
                     reason="bulk-system contingency: shed load under tdi_a",
                 ).id
             ),
@@ -280,11 +280,13 @@ def test_operating_instruction_is_allocated_by_the_dso(province: Province) -> No
         p.run("ldc_a", lambda ctx: instructions.split_instruction(ctx, first))
     assert again.value.code == "instructions.already_split"
 
-    # merit order: dr_a's real-time offer prices its load reduction (80); ev_a has none (the cap) and comes last
-    rt = start.replace(second=0, microsecond=0)
+    # merit order, over the next hour (two operating instructions over one hour add up: 500 kW of the 300 kW of
+    # load would be a conflict): dr_a's real-time offer prices its load reduction (80); ev_a has none (the cap)
+    # and comes last
+    rt = (start + timedelta(hours=1)).replace(second=0, microsecond=0)
     rt = rt - timedelta(minutes=rt.minute % 5)
     p.run("agg_1", lambda ctx: offers.submit_offers(ctx, [item(K.DER, p.ders["dr_a"], rt, [(80, 200)])]))
-    second = issue(350.0)
+    second = issue(350.0, hour=1)
     merit = p.run("ldc_a", lambda ctx: instructions.split_instruction(ctx, second, SplitMethod.MERIT_ORDER))
     assert sorted((names[c.der_id], c.p_kw) for c in merit.children) == [("dr_a", 200.0), ("ev_a", 100.0)]  # type: ignore[attr-defined]
     assert merit.shortfall_kw == pytest.approx(50.0)  # type: ignore[attr-defined]

@@ -6,7 +6,9 @@ cells. Envelopes and outages become dense ``(n, n_intervals)`` limits, where sev
 interval combine to the most restrictive one and an envelope or outage touching part of an interval counts
 for the whole interval. Cells of reductions (``ConflictInstruction.reduces_export``) are marked
 (``cell_reduces``): a reduction lowers export but never counts as import, so the import side of the bounds
-widens by the reductions in force (``reduction_kw``).
+widens by the reductions in force (``reduction_kw``). Cells of an instruction where a later revision supersedes
+it (``ConflictInstruction.superseded``) are not in force (``cell_in_force`` false): their setpoint is 0, so they
+count for nothing, and resolution leaves them out of the outcome.
 """
 
 from __future__ import annotations
@@ -72,6 +74,7 @@ class ConflictCase:
     cell_t: IntArray
     cell_p_kw: FloatArray
     cell_reduces: BoolArray
+    cell_in_force: BoolArray
     # commitment cells
     com_cell_com: IntArray
     com_cell_der: IntArray
@@ -237,6 +240,14 @@ def build_case(
         instr_end[k] = grid.boundary(ins.end, f"instructions[{k}].end")
         instr_p[k] = ins.p_kw
     cell_instr, cell_t = _cells(instr_start, instr_end)
+    cell_in_force = np.ones(cell_instr.size, dtype=np.bool_)
+    offsets = np.concatenate(([0], np.cumsum(instr_end - instr_start)))
+    for k, ins in enumerate(instr_t):
+        for j, (a, b) in enumerate(ins.superseded):
+            first = grid.boundary(a, f"instructions[{k}].superseded[{j}].start")
+            last = grid.boundary(b, f"instructions[{k}].superseded[{j}].end")
+            lo, hi = offsets[k] + first - instr_start[k], offsets[k] + last - instr_start[k]
+            cell_in_force[lo:hi] = False
 
     q = len(com_t)
     com_der = np.empty(q, dtype=np.int64)
@@ -288,8 +299,9 @@ def build_case(
         cell_instr=cell_instr,
         cell_der=instr_der[cell_instr],
         cell_t=cell_t,
-        cell_p_kw=instr_p[cell_instr],
+        cell_p_kw=np.where(cell_in_force, instr_p[cell_instr], 0.0),
         cell_reduces=instr_reduces[cell_instr],
+        cell_in_force=cell_in_force,
         com_cell_com=com_cell,
         com_cell_der=com_der[com_cell],
         com_cell_t=com_cell_t,

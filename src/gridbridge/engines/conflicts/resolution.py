@@ -401,19 +401,24 @@ def feasibility_violations(
 # ---------------------------------------------------------------------------------------------------------
 
 
-def _segments(case: ConflictCase, t0: int, values: FloatArray) -> tuple[Segment, ...]:
+def _segments(
+    case: ConflictCase, t0: int, values: FloatArray, in_force: BoolArray | None = None
+) -> tuple[Segment, ...]:
+    """Runs of equal setpoints from interval ``t0``; cells not ``in_force`` (superseded) are left out."""
+    live = np.ones(values.size, dtype=np.bool_) if in_force is None else in_force
     segs: list[Segment] = []
     run_start = 0
     for k in range(1, values.size + 1):
-        if k == values.size or abs(values[k] - values[run_start]) > TOL_KW:
+        if k == values.size or live[k] != live[run_start] or abs(values[k] - values[run_start]) > TOL_KW:
             value = float(values[run_start])
-            segs.append(
-                Segment(
-                    case.grid.interval_start(t0 + run_start),
-                    case.grid.interval_start(t0 + k),
-                    0.0 if abs(value) < TOL_KW else value,
+            if live[run_start]:
+                segs.append(
+                    Segment(
+                        case.grid.interval_start(t0 + run_start),
+                        case.grid.interval_start(t0 + k),
+                        0.0 if abs(value) < TOL_KW else value,
+                    )
                 )
-            )
             run_start = k
     return tuple(segs)
 
@@ -437,17 +442,28 @@ class _Subject:
     after: FloatArray
     rank: int
     label: str
+    in_force: BoolArray | None = None
+    """Per cell: in force (not superseded); ``None``: everywhere."""
+
+    def _moved(self) -> BoolArray:
+        moved = np.abs(self.after - self.original) > TOL_KW
+        return moved if self.in_force is None else moved & self.in_force
 
     @property
     def changed(self) -> bool:
-        return bool(np.any(np.abs(self.after - self.original) > TOL_KW))
+        return bool(np.any(self._moved()))
 
     @property
     def cancelled(self) -> bool:
-        return bool(np.all(np.abs(self.after) <= TOL_KW))
+        zero = np.abs(self.after) <= TOL_KW
+        return bool(np.all(zero if self.in_force is None else zero | ~self.in_force))
 
     def first_changed(self) -> int:
-        return self.t0 + int(np.flatnonzero(np.abs(self.after - self.original) > TOL_KW)[0])
+        return self.t0 + int(np.flatnonzero(self._moved())[0])
+
+    def segments(self, case: ConflictCase) -> tuple[Segment, ...]:
+        """The setpoints that stand, in force only."""
+        return _segments(case, self.t0, self.after, self.in_force)
 
 
 def _binding_limit(case: ConflictCase, conflict: Conflict) -> str:
@@ -525,7 +541,7 @@ def _outcome(
     now: datetime,
     extra: bool,
 ) -> Outcome:
-    segs = _segments(case, subject.t0, subject.after)
+    segs = subject.segments(case)
     noun = "instruction" if subject.subject_type is SubjectType.INSTRUCTION else "commitment"
     head_item = f"{noun} {subject.subject_id} ({format_kw(subject.original)}, DER {subject.der_id})"
     deadline: datetime | None = None
@@ -645,6 +661,7 @@ def resolve_conflicts(
                 cell_p[offsets[k] : offsets[k + 1]],
                 int(rank[k]),
                 pol.priorities.describe(ins.category),
+                case.cell_in_force[offsets[k] : offsets[k + 1]] if ins.superseded else None,
             )
         )
     com_subjects, firm = _commitment_subjects(case, der_policy)
@@ -725,12 +742,10 @@ def resolve_conflicts(
         )
 
     adjusted = tuple(
-        AdjustedSchedule(SubjectType.INSTRUCTION, s.subject_id, s.original, _segments(case, s.t0, s.after))
-        for s in subjects
+        AdjustedSchedule(SubjectType.INSTRUCTION, s.subject_id, s.original, s.segments(case)) for s in subjects
     )
     adjusted_com = tuple(
-        AdjustedSchedule(SubjectType.COMMITMENT, s.subject_id, s.original, _segments(case, s.t0, s.after))
-        for s in com_subjects
+        AdjustedSchedule(SubjectType.COMMITMENT, s.subject_id, s.original, s.segments(case)) for s in com_subjects
     )
     return ResolutionResult(tuple(resolutions), adjusted, adjusted_com, tuple(requests), cell_p, firm)
 
