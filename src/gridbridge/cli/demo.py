@@ -26,7 +26,7 @@ from gridbridge.cli.bootstrap import Platform
 from gridbridge.cli.config import Settings
 from gridbridge.cli.demo_day import DayOptions, first_day, run_day
 from gridbridge.cli.output import console, errors
-from gridbridge.cli.scenario import cached_network
+from gridbridge.cli.scenario import cached_network, preload_networks
 from gridbridge.domain.aggregation import MemberStatus, RejectionCategory
 from gridbridge.domain.audit import verify_chain
 from gridbridge.domain.clock import FixedClock
@@ -132,7 +132,7 @@ def _prepare_database(platform: Platform, reset: bool) -> None:
             "did not create; use --reset to wipe it, or point GRIDBRIDGE_DATABASE_URL elsewhere"
         )
         raise typer.Exit(2)
-    schema.downgrade(platform.engine, "base")
+    schema.drop_everything(platform.engine)
     schema.upgrade(platform.engine)
 
 
@@ -166,6 +166,8 @@ def run_demo(
     _prepare_database(platform, reset)
     console.print(f"[bold]gridbridge demo[/] on {platform.engine.url.render_as_string(hide_password=True)}")
     started = wall.perf_counter()
+    console.print(f"reading {len(TDI_PLANS)} SimBench grids")  # no spinner: its thread must not be forked
+    preload_networks([f"simbench:{plan.grid}" for plan in TDI_PLANS])
     with _progress() as progress:
         _participants(platform, state)
         _interfaces(platform, state, progress)
@@ -250,10 +252,13 @@ def _batch(
     progress: Progress,
     task: TaskID,
 ) -> None:
+    """Apply ``action`` to each DER id of ``items`` as ``caller``, 250 per transaction, advancing ``task``."""
     for chunk in _chunks(items, 250):
         with platform.context(caller) as ctx:
+            chunk_ders = ctx.uow.ders.get_many(chunk)  # DER ids read at once (held: the identity map is weak)
             for item in chunk:
                 action(ctx, item)
+            del chunk_ders
         progress.advance(task, len(chunk))
 
 
@@ -318,9 +323,9 @@ def _aggregations(
     in_service: dict[str, list[tuple[str, str, str]]] = {a: [] for a in AGGREGATORS}
     capacity: dict[str, float] = {}
     with platform.unit_of_work() as uow:
+        found = uow.ders.get_many(state.der_ids)
         for der_id in state.der_ids:
-            der = uow.ders.get(der_id)
-            assert der is not None
+            der = found[der_id]
             capacity[der.id] = der.capacity_kw
             for name in AGGREGATORS:
                 if der.representative_id == state.ids[name] and der.status is DerStatus.IN_SERVICE:

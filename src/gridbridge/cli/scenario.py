@@ -3,10 +3,13 @@ through the services on a fresh embedded SQLite database with a fixed clock."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import multiprocessing as mp
 import tempfile
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
-from functools import cache
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -43,9 +46,35 @@ def load_scenario_file(path: Path) -> Scenario:
     return parse_scenario(data)
 
 
-@cache
+_NETWORKS: dict[str, NetworkModel] = {}
+"""Grids read by this process, by source (models are immutable)."""
+
+
 def _loaded(source: str) -> NetworkModel:
-    return import_network(source)
+    if source not in _NETWORKS:
+        _NETWORKS[source] = import_network(source)
+    return _NETWORKS[source]
+
+
+def preload_networks(sources: Sequence[str], workers: int = 2) -> None:
+    """Read the grids ``sources`` into ``cached_network``'s cache ahead of use, ``workers`` at a time in forked
+    worker processes (reading a SimBench grid's CSV files takes seconds and is CPU-bound). Where the platform
+    cannot fork, or a worker fails, the grids not yet read are read here in turn (a bad source then raises its
+    own error on first use, as without preloading)."""
+    wanted = [s for s in dict.fromkeys(sources) if s not in _NETWORKS]
+    if workers >= 2 and len(wanted) >= 2 and "fork" in mp.get_all_start_methods():
+        # a worker's failure (a bad source, a broken pool): that grid is read in this process below instead
+        with (
+            contextlib.suppress(Exception),
+            ProcessPoolExecutor(min(workers, len(wanted)), mp_context=mp.get_context("fork")) as pool,
+        ):
+            futures = {source: pool.submit(import_network, source) for source in wanted}
+            for source, future in futures.items():
+                with contextlib.suppress(Exception):
+                    _NETWORKS[source] = future.result()
+    for source in wanted:
+        with contextlib.suppress(ValidationFailed):
+            _loaded(source)
 
 
 def cached_network(source: str, *, name: str | None = None) -> NetworkModel:

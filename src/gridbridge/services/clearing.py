@@ -83,7 +83,7 @@ from gridbridge.services.offers import (
     der_capability_kw,
     der_offer_limit,
     market_scope,
-    member_available_kw,
+    members_available_kw,
 )
 from gridbridge.services.ports import Page
 
@@ -175,12 +175,13 @@ def _resources(ctx: Context, offers: list[StoredOffer], when: datetime) -> list[
             out.append(_Resource(kind, resource_id, Side.OFFER, energy_offer, reserve))
         if energy_bid is not None:
             out.append(_Resource(kind, resource_id, Side.BID, energy_bid, None))
+    ders = ctx.uow.ders.get_many(r.resource_id for r in out if kind_is_der(r))
     for r in out:
         first = r.energy or r.reserve
         assert first is not None
         r.party_id, r.tdi_id, r.dso_id = first.party_id, first.tdi_id, first.dso_id
         if kind_is_der(r):
-            r.der = ctx.uow.ders.get(r.resource_id)
+            r.der = ders.get(r.resource_id)
             if r.der is not None:
                 r.factors = {r.der.tdi_id: 1.0}
         elif r.kind is ResourceKind.DSO_VIRTUAL:
@@ -328,7 +329,9 @@ def _deliverable(
         aggregation = ctx.uow.aggregations.get(r.resource_id)
         if aggregation is None:
             return None
-        members = [d for d in (ctx.uow.ders.get(i) for i in aggregation_members_at(aggregation, interval_start)) if d]
+        member_ids = aggregation_members_at(aggregation, interval_start)
+        found = ctx.uow.ders.get_many(member_ids)
+        members = [found[i] for i in member_ids if i in found]
         member_limits = ctx.uow.market.envelopes.der_limits([d.id for d in members], interval_start, interval_end)
         by_tdi = dict.fromkeys(r.factors, 0.0)
         cut: dict[str, list[str]] = defaultdict(list)
@@ -345,8 +348,7 @@ def _deliverable(
         sources = ctx.uow.market.offers.get_many(list(r.energy.source_offer_ids))
         cut_members: list[str] = []
         total = 0.0
-        for source in sources:
-            available = member_available_kw(ctx, source, interval_end)
+        for source, available in zip(sources, members_available_kw(ctx, sources, interval_end), strict=True):
             total += available
             if available < float(source.total_kw()) - _TOL_KW:
                 cut_members.append(f"{source.resource_kind.value}/{source.resource_id}")

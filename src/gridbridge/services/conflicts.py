@@ -774,7 +774,7 @@ def _apply(instruction: Instruction, p_kw: float, reason: str) -> Instruction:
     )
 
 
-_HORIZON_PAD = timedelta(hours=6)
+_HORIZON_PAD = timedelta(hours=1)
 _HORIZON_MAX_PAD = timedelta(days=8)
 
 
@@ -816,32 +816,31 @@ def _coupled(
     """Live stored DER-level instructions (``LIVE_STATUSES``) to any DER at the connection ``points`` (they share
     its envelope) that overlap the span of the check (``_horizon``: ``[start, end]`` and the runs of the storage
     DERs' instructions that go on from it), and the rejected or cancelled ones over that span (they supersede
-    earlier revisions). The store is read over a window around ``[start, end]`` that widens until the span ends
-    inside it (at most ``_HORIZON_MAX_PAD`` either side)."""
-    pad = _HORIZON_PAD
+    earlier revisions). The store is read over ``[start, end]`` first (what overlaps or touches it); while the
+    span found reaches beyond what was read, it is read again over the span widened by a margin that doubles
+    each time (from ``_HORIZON_PAD``; at most ``_HORIZON_MAX_PAD`` either side of ``[start, end]``). A run that
+    ends inside the window, or at its edge, was read whole (what touches the window was read too)."""
+    floor, ceiling = start - _HORIZON_MAX_PAD, end + _HORIZON_MAX_PAD
+    lo, hi, pad = start, end, _HORIZON_PAD
     while True:
-        lo, hi = start - pad, end + pad
         found = [
             i for i in ctx.uow.conflicts.point_instructions(sorted(points), lo, hi, closed=True) if i.id not in exclude
         ]
         live = [i for i in found if i.status in LIVE_STATUSES]
         storage = {d.id for d in _ders(ctx, {i.der_id for i in live if i.der_id}).values() if _has_storage(d)}
         a, b = _horizon(live, storage, start, end)
-        if (lo < a and b < hi) or pad >= _HORIZON_MAX_PAD:
+        a, b = max(a, floor), min(b, ceiling)
+        if lo <= a and b <= hi:
             break
-        pad *= 2
+        lo, hi, pad = max(min(lo, a - pad), floor), min(max(hi, b + pad), ceiling), pad * 2
     coupled = {i.id: i for i in live if i.interval_start < b and i.interval_end > a}
     closed = [i for i in found if i.status not in LIVE_STATUSES and i.interval_start < b and i.interval_end > a]
     return coupled, closed
 
 
 def _ders(ctx: Context, der_ids: Iterable[str]) -> dict[str, Der]:
-    out: dict[str, Der] = {}
-    for der_id in sorted(set(der_ids)):
-        der = ctx.uow.ders.get(der_id)
-        if der is not None:
-            out[der_id] = der
-    return out
+    found = ctx.uow.ders.get_many(der_ids)
+    return {k: found[k] for k in sorted(found)}
 
 
 def _is_der_level(i: Instruction) -> bool:

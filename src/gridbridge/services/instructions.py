@@ -74,7 +74,7 @@ from gridbridge.services.offers import (
     aggregation_members_at,
     der_offer_limit,
     market_scope,
-    member_available_kw,
+    members_available_kw,
 )
 from gridbridge.services.ports import Page
 from gridbridge.services.tdis import get_tdi, model_in_force
@@ -456,13 +456,13 @@ def _virtual_members(ctx: Context, parent: Instruction) -> tuple[list[_Member], 
     if offer is None:
         return [], [abs(parent.p_kw)]
     sources = ctx.uow.market.offers.get_many(list(offer.source_offer_ids))
+    found = ctx.uow.ders.get_many(s.resource_id for s in sources if s.resource_kind is ResourceKind.DER)
     members = []
-    for source in sources:
-        available = member_available_kw(ctx, source, parent.interval_end)
+    for source, available in zip(sources, members_available_kw(ctx, sources, parent.interval_end), strict=True):
         prices = [float(s.price_cad_per_mwh) for s in source.segments]
         quantities = [float(s.quantity_kw) for s in source.segments]
         if source.resource_kind is ResourceKind.DER:
-            der = ctx.uow.ders.get(source.resource_id)
+            der = found.get(source.resource_id)
             if der is None:
                 continue
             member = _der_member(der, available, 0.0, offer=source)
@@ -494,9 +494,10 @@ def _aggregation_members(ctx: Context, parent: Instruction) -> tuple[list[_Membe
     der_ids = aggregation_members_at(aggregation, parent.interval_start)
     limits = ctx.uow.market.envelopes.der_limits(der_ids, parent.interval_start, parent.interval_end)
     side = Side.BID if parent.p_kw < 0 else Side.OFFER
+    found = ctx.uow.ders.get_many(der_ids)
     members = []
     for der_id in der_ids:
-        der = ctx.uow.ders.get(der_id)
+        der = found.get(der_id)
         if der is None:
             continue
         available, _ = der_offer_limit(der, limits.get(der_id), side)

@@ -155,7 +155,30 @@ def _not_represented(item: OfferItem) -> ValidationFailed:
     )
 
 
-def _resolve_der(ctx: Context, item: OfferItem, interval_end: datetime) -> _Resource:
+class _BatchLimits:
+    """The limits in force of a submission's DERs, read once per interval for every DER of the batch offered in
+    it (``der_limits``), not item by item. Lives for one ``submit_offers`` call, which stores offers only (no
+    envelope), so what it read stays true for the call."""
+
+    def __init__(self, items: Sequence[OfferItem]) -> None:
+        self._ids: dict[datetime, set[str]] = defaultdict(set)
+        for i in items:
+            if i.resource_kind is ResourceKind.DER:
+                self._ids[i.interval_start].add(i.resource_id)
+        self._read: dict[tuple[datetime, datetime], dict[str, DerLimits]] = {}
+
+    def get(self, ctx: Context, der_id: str, start: datetime, end: datetime) -> DerLimits | None:
+        """The DER's limits in force over ``[start, end)``."""
+        if (start, end) not in self._read:
+            ids = sorted(self._ids.get(start, set()) | {der_id})
+            self._read[(start, end)] = ctx.uow.market.envelopes.der_limits(ids, start, end)
+        found = self._read[(start, end)]
+        if der_id not in found:
+            found.update(ctx.uow.market.envelopes.der_limits([der_id], start, end))
+        return found.get(der_id)
+
+
+def _resolve_der(ctx: Context, item: OfferItem, interval_end: datetime, batch: _BatchLimits | None = None) -> _Resource:
     der = ctx.uow.ders.get(item.resource_id)
     me = ctx.caller.participant_id
     if der is None or not (is_system(ctx.caller) or me in (der.owner_id, der.representative_id)):
@@ -203,7 +226,10 @@ def _resolve_der(ctx: Context, item: OfferItem, interval_end: datetime) -> _Reso
     envelope: float | None = None
     binding: str | None = None
     if applies:
-        limits = ctx.uow.market.envelopes.der_limits([der.id], item.interval_start, interval_end).get(der.id)
+        if batch is None:
+            limits = ctx.uow.market.envelopes.der_limits([der.id], item.interval_start, interval_end).get(der.id)
+        else:
+            limits = batch.get(ctx, der.id, item.interval_start, interval_end)
         envelope, binding = der_offer_limit(der, limits, item.side)
     return _Resource(
         ResourceKind.DER,
@@ -234,9 +260,10 @@ def aggregation_limit_kw(
     members of the envelopes in force and of their capabilities (kW)."""
     der_ids = aggregation_members_at(aggregation, interval_start)
     limits = ctx.uow.market.envelopes.der_limits(der_ids, interval_start, interval_end)
+    ders = ctx.uow.ders.get_many(der_ids)
     envelope = capability = 0.0
     for der_id in der_ids:
-        der = ctx.uow.ders.get(der_id)
+        der = ders.get(der_id)
         if der is None:
             continue
         envelope += der_offer_limit(der, limits.get(der_id), side)[0]
@@ -323,9 +350,9 @@ def _resolve_aggregation(ctx: Context, item: OfferItem, interval_end: datetime) 
     )
 
 
-def _resolve(ctx: Context, item: OfferItem, interval_end: datetime) -> _Resource:
+def _resolve(ctx: Context, item: OfferItem, interval_end: datetime, batch: _BatchLimits | None = None) -> _Resource:
     if item.resource_kind is ResourceKind.DER:
-        return _resolve_der(ctx, item, interval_end)
+        return _resolve_der(ctx, item, interval_end, batch)
     if item.resource_kind is ResourceKind.AGGREGATION:
         return _resolve_aggregation(ctx, item, interval_end)
     if item.resource_kind is ResourceKind.DSO_VIRTUAL:
@@ -388,14 +415,14 @@ def _store(
     return offer
 
 
-def _accept(ctx: Context, index: int, item: OfferItem, now: datetime) -> OfferAck:
+def _accept(ctx: Context, index: int, item: OfferItem, now: datetime, batch: _BatchLimits | None = None) -> OfferAck:
     rules = ctx.settings.market.rules(item.market)
     if not item.resource_id:
         raise ValidationFailed("resource_id must not be empty", field="resource_id", code=REQUIRED)
     # the domain value checks the interval grid and that reserve is never bid
     Offer(item.resource_id, item.product, item.market, item.side, item.interval_start, 1, item.segments)
     interval_end = item.interval_start + rules.interval
-    resource = _resolve(ctx, item, interval_end)
+    resource = _resolve(ctx, item, interval_end, batch)
     rules.require_open(now, item.interval_start)
     require_valid_curve(item.side, item.segments, rules.price_bounds, rules.max_segments)
     offered = item.offered_kw()
@@ -450,12 +477,17 @@ def submit_offers(ctx: Context, items: Sequence[OfferItem]) -> list[OfferAck]:
     if len(items) > MAX_BATCH:
         raise ValidationFailed(f"at most {MAX_BATCH} items per submission", field="items", code=OUT_OF_RANGE)
     now = ctx.clock.now()
+    # the batch's DERs read at once: held here, they stay in the unit of work's identity map (which holds its
+    # objects weakly), so each item's ``ders.get`` reads nothing more
+    batch_ders = ctx.uow.ders.get_many(i.resource_id for i in items if i.resource_kind is ResourceKind.DER)
+    batch = _BatchLimits(items)
     acks: list[OfferAck] = []
     for index, item in enumerate(items):
         try:
-            acks.append(_accept(ctx, index, item, now))
+            acks.append(_accept(ctx, index, item, now, batch))
         except GridbridgeError as exc:
             acks.append(OfferAck(index, item, AckStatus.REJECTED, exc.code, exc.message, exc.field))
+    del batch_ders
     if not any(a.accepted for a in acks):
         raise ValidationFailed(
             f"all {len(acks)} items were rejected; see details.items",
@@ -491,20 +523,35 @@ def get_offer(ctx: Context, offer_id: str) -> tuple[StoredOffer, list[StoredOffe
 def member_available_kw(ctx: Context, offer: StoredOffer, interval_end: datetime) -> float:
     """What the resource behind a member offer may deliver now: its offer within the envelope in force (a DER's
     own, or the sum over an aggregation's approved members)."""
-    total = float(offer.total_kw())
-    if offer.resource_kind is ResourceKind.DER:
-        der = ctx.uow.ders.get(offer.resource_id)
-        if der is None:
-            return 0.0
-        limits = ctx.uow.market.envelopes.der_limits([der.id], offer.interval_start, interval_end).get(der.id)
-        return min(total, der_offer_limit(der, limits, offer.side)[0])
-    if offer.resource_kind is ResourceKind.AGGREGATION:
-        aggregation = ctx.uow.aggregations.get(offer.resource_id)
-        if aggregation is None:
-            return 0.0
-        envelope, _, _ = aggregation_limit_kw(ctx, aggregation, offer.side, offer.interval_start, interval_end)
-        return min(total, envelope)
-    return total
+    return members_available_kw(ctx, [offer], interval_end)[0]
+
+
+def members_available_kw(ctx: Context, offers: Sequence[StoredOffer], interval_end: datetime) -> list[float]:
+    """``member_available_kw`` of each offer, in order; the DERs behind DER offers and their limits in force are
+    read together (one query each per interval start), not offer by offer."""
+    der_offers = [o for o in offers if o.resource_kind is ResourceKind.DER]
+    ders = ctx.uow.ders.get_many(o.resource_id for o in der_offers)
+    limits: dict[tuple[datetime, str], DerLimits] = {}
+    for start in sorted({o.interval_start for o in der_offers}):
+        ids = sorted({o.resource_id for o in der_offers if o.interval_start == start and o.resource_id in ders})
+        limits.update(((start, k), v) for k, v in ctx.uow.market.envelopes.der_limits(ids, start, interval_end).items())
+    out: list[float] = []
+    for offer in offers:
+        total = float(offer.total_kw())
+        if offer.resource_kind is ResourceKind.DER:
+            der = ders.get(offer.resource_id)
+            limit = limits.get((offer.interval_start, offer.resource_id))
+            out.append(0.0 if der is None else min(total, der_offer_limit(der, limit, offer.side)[0]))
+        elif offer.resource_kind is ResourceKind.AGGREGATION:
+            aggregation = ctx.uow.aggregations.get(offer.resource_id)
+            if aggregation is None:
+                out.append(0.0)
+                continue
+            envelope, _, _ = aggregation_limit_kw(ctx, aggregation, offer.side, offer.interval_start, interval_end)
+            out.append(min(total, envelope))
+        else:
+            out.append(total)
+    return out
 
 
 def curves_of(offers: Sequence[StoredOffer]) -> CurveSet:
@@ -548,7 +595,7 @@ def aggregate_dso_offers(ctx: Context, tdi_id: str, market: Market, interval_sta
     )
     stored = []
     for (product, side), members in sorted(groups.items()):
-        available = np.array([member_available_kw(ctx, o, interval_end) for o in members])
+        available = np.array(members_available_kw(ctx, members, interval_end))
         offered = [float(o.total_kw()) for o in members]
         merged = aggregate_curves(
             curves_of(members),

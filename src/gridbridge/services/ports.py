@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
@@ -87,6 +87,11 @@ class DerRepository(Protocol):
     def add(self, der: Der) -> None: ...
     def add_many(self, ders: Sequence[Der]) -> None: ...
     def get(self, der_id: str) -> Der | None: ...
+    def get_many(self, der_ids: Iterable[str]) -> dict[str, Der]:
+        """The stored DERs with these ids, by id (missing ids are left out), read in a few queries; a later
+        ``get`` of one of them in the same unit of work reads nothing more."""
+        ...
+
     def query(
         self, scope: DerScope, page: Page, *, tdi_id: str | None = None, status: DerStatus | None = None
     ) -> list[Der]: ...

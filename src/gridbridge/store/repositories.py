@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -141,11 +141,22 @@ def der_filter(scope: DerScope) -> ColumnElement[bool]:
     return or_(*conditions) if conditions else false()
 
 
+_IN_CHUNK = 500
+"""Ids per ``IN (...)`` list: well under SQLite's bound-parameter limit."""
+
+
 class SqlDers:
-    """DERs in the database."""
+    """DERs in the database.
+
+    Every DER read is held for the life of the unit of work (``_held``): the session's identity map holds its
+    objects weakly, so without it a DER read by one step of a request (an offer's validation, a conflict check)
+    would be read from the database again by the next. The session already returns the one object per row
+    within a unit of work; holding it changes no value seen, only how often it is read.
+    """
 
     def __init__(self, session: Session) -> None:
         self.session = session
+        self._held: dict[str, Der] = {}
 
     def add(self, der: Der) -> None:
         self.session.add(der)
@@ -154,7 +165,20 @@ class SqlDers:
         self.session.add_all(items)
 
     def get(self, der_id: str) -> Der | None:
-        return self.session.get(Der, der_id)
+        der = self.session.get(Der, der_id)
+        if der is not None:
+            self._held[der.id] = der
+        return der
+
+    def get_many(self, der_ids: Iterable[str]) -> dict[str, Der]:
+        wanted = sorted(set(der_ids))
+        out = {k: self._held[k] for k in wanted if k in self._held and self._held[k] in self.session}
+        missing = [k for k in wanted if k not in out]
+        for k in range(0, len(missing), _IN_CHUNK):
+            query = select(Der).where(ders.c.id.in_(missing[k : k + _IN_CHUNK]))
+            out.update((d.id, d) for d in self.session.scalars(query))
+        self._held.update(out)
+        return out
 
     def query(
         self, scope: DerScope, page: Page, *, tdi_id: str | None = None, status: DerStatus | None = None

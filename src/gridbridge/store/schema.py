@@ -8,7 +8,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine
+from sqlalchemy import Engine, MetaData
 
 import gridbridge.store.conflict_tables
 import gridbridge.store.curtailment_tables
@@ -39,6 +39,17 @@ def upgrade(engine: Engine, revision: str = "heads") -> None:
 def downgrade(engine: Engine, revision: str) -> None:
     """Migrate the database down to ``revision`` (``base`` removes every table)."""
     _run(engine, lambda cfg: command.downgrade(cfg, revision))
+
+
+def drop_everything(engine: Engine) -> None:
+    """Drop every table of the database, the migration history included, whatever revision it is at and whatever
+    it holds (in the order its foreign keys need); ``upgrade`` then builds it afresh. Downgrading a populated
+    database to ``base`` instead can fail: on SQLite a migration that rebuilds a table other tables refer to
+    trips their foreign keys."""
+    with engine.begin() as conn:
+        found = MetaData()
+        found.reflect(conn)
+        found.drop_all(conn)
 
 
 def current_heads(engine: Engine) -> tuple[str, ...]:
