@@ -255,10 +255,9 @@ def _batch(
     """Apply ``action`` to each DER id of ``items`` as ``caller``, 250 per transaction, advancing ``task``."""
     for chunk in _chunks(items, 250):
         with platform.context(caller) as ctx:
-            chunk_ders = ctx.uow.ders.get_many(chunk)  # DER ids read at once (held: the identity map is weak)
+            ctx.uow.ders.get_many(chunk)  # read at once; the repository holds them for the transaction
             for item in chunk:
                 action(ctx, item)
-            del chunk_ders
         progress.advance(task, len(chunk))
 
 

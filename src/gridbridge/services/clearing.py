@@ -320,7 +320,7 @@ def _deliverable(
     A DER: its envelope (0 when suspended or out of service). An aggregation: at each interface, the sum of its
     approved members' envelopes there; through its distribution factors it may deliver at most the smallest
     ``members' envelopes / factor`` over its interfaces. A DSO's virtual resource: the sum of what the resources
-    behind its member offers may deliver now (``member_available_kw``), whatever was known when it was built.
+    behind its member offers may deliver now (``members_available_kw``), whatever was known when it was built.
     """
     if r.der is not None:
         envelope, binding = der_offer_limit(r.der, limits.get(r.der.id), r.side)

@@ -32,7 +32,7 @@ The checks of one item, in order (the first one broken is reported):
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -156,11 +156,11 @@ def _not_represented(item: OfferItem) -> ValidationFailed:
 
 
 class _BatchLimits:
-    """The limits in force of a submission's DERs, read once per interval for every DER of the batch offered in
-    it (``der_limits``), not item by item. Lives for one ``submit_offers`` call, which stores offers only (no
-    envelope), so what it read stays true for the call."""
+    """The limits in force of the DERs behind a batch of offers, read once per interval for every DER of the batch
+    offered in it (``der_limits``), not offer by offer. Lives for one call (``submit_offers``, which stores offers
+    only, no envelope; ``members_available_kw``), so what it read stays true for the call."""
 
-    def __init__(self, items: Sequence[OfferItem]) -> None:
+    def __init__(self, items: Iterable[OfferItem | StoredOffer]) -> None:
         self._ids: dict[datetime, set[str]] = defaultdict(set)
         for i in items:
             if i.resource_kind is ResourceKind.DER:
@@ -178,7 +178,7 @@ class _BatchLimits:
         return found.get(der_id)
 
 
-def _resolve_der(ctx: Context, item: OfferItem, interval_end: datetime, batch: _BatchLimits | None = None) -> _Resource:
+def _resolve_der(ctx: Context, item: OfferItem, interval_end: datetime, batch: _BatchLimits) -> _Resource:
     der = ctx.uow.ders.get(item.resource_id)
     me = ctx.caller.participant_id
     if der is None or not (is_system(ctx.caller) or me in (der.owner_id, der.representative_id)):
@@ -226,10 +226,7 @@ def _resolve_der(ctx: Context, item: OfferItem, interval_end: datetime, batch: _
     envelope: float | None = None
     binding: str | None = None
     if applies:
-        if batch is None:
-            limits = ctx.uow.market.envelopes.der_limits([der.id], item.interval_start, interval_end).get(der.id)
-        else:
-            limits = batch.get(ctx, der.id, item.interval_start, interval_end)
+        limits = batch.get(ctx, der.id, item.interval_start, interval_end)
         envelope, binding = der_offer_limit(der, limits, item.side)
     return _Resource(
         ResourceKind.DER,
@@ -350,7 +347,7 @@ def _resolve_aggregation(ctx: Context, item: OfferItem, interval_end: datetime) 
     )
 
 
-def _resolve(ctx: Context, item: OfferItem, interval_end: datetime, batch: _BatchLimits | None = None) -> _Resource:
+def _resolve(ctx: Context, item: OfferItem, interval_end: datetime, batch: _BatchLimits) -> _Resource:
     if item.resource_kind is ResourceKind.DER:
         return _resolve_der(ctx, item, interval_end, batch)
     if item.resource_kind is ResourceKind.AGGREGATION:
@@ -415,7 +412,7 @@ def _store(
     return offer
 
 
-def _accept(ctx: Context, index: int, item: OfferItem, now: datetime, batch: _BatchLimits | None = None) -> OfferAck:
+def _accept(ctx: Context, index: int, item: OfferItem, now: datetime, batch: _BatchLimits) -> OfferAck:
     rules = ctx.settings.market.rules(item.market)
     if not item.resource_id:
         raise ValidationFailed("resource_id must not be empty", field="resource_id", code=REQUIRED)
@@ -477,9 +474,8 @@ def submit_offers(ctx: Context, items: Sequence[OfferItem]) -> list[OfferAck]:
     if len(items) > MAX_BATCH:
         raise ValidationFailed(f"at most {MAX_BATCH} items per submission", field="items", code=OUT_OF_RANGE)
     now = ctx.clock.now()
-    # the batch's DERs read at once: held here, they stay in the unit of work's identity map (which holds its
-    # objects weakly), so each item's ``ders.get`` reads nothing more
-    batch_ders = ctx.uow.ders.get_many(i.resource_id for i in items if i.resource_kind is ResourceKind.DER)
+    # the batch's DERs read at once (the repository holds them for the unit of work: each item's ``get`` is free)
+    ctx.uow.ders.get_many(i.resource_id for i in items if i.resource_kind is ResourceKind.DER)
     batch = _BatchLimits(items)
     acks: list[OfferAck] = []
     for index, item in enumerate(items):
@@ -487,7 +483,6 @@ def submit_offers(ctx: Context, items: Sequence[OfferItem]) -> list[OfferAck]:
             acks.append(_accept(ctx, index, item, now, batch))
         except GridbridgeError as exc:
             acks.append(OfferAck(index, item, AckStatus.REJECTED, exc.code, exc.message, exc.field))
-    del batch_ders
     if not any(a.accepted for a in acks):
         raise ValidationFailed(
             f"all {len(acks)} items were rejected; see details.items",
@@ -520,28 +515,22 @@ def get_offer(ctx: Context, offer_id: str) -> tuple[StoredOffer, list[StoredOffe
 # --- the DSO's virtual resource ---------------------------------------------------------------------------
 
 
-def member_available_kw(ctx: Context, offer: StoredOffer, interval_end: datetime) -> float:
-    """What the resource behind a member offer may deliver now: its offer within the envelope in force (a DER's
-    own, or the sum over an aggregation's approved members)."""
-    return members_available_kw(ctx, [offer], interval_end)[0]
-
-
 def members_available_kw(ctx: Context, offers: Sequence[StoredOffer], interval_end: datetime) -> list[float]:
-    """``member_available_kw`` of each offer, in order; the DERs behind DER offers and their limits in force are
-    read together (one query each per interval start), not offer by offer."""
-    der_offers = [o for o in offers if o.resource_kind is ResourceKind.DER]
-    ders = ctx.uow.ders.get_many(o.resource_id for o in der_offers)
-    limits: dict[tuple[datetime, str], DerLimits] = {}
-    for start in sorted({o.interval_start for o in der_offers}):
-        ids = sorted({o.resource_id for o in der_offers if o.interval_start == start and o.resource_id in ders})
-        limits.update(((start, k), v) for k, v in ctx.uow.market.envelopes.der_limits(ids, start, interval_end).items())
+    """What the resource behind each member offer may deliver now, in order: its offer within the envelope in
+    force (a DER's own, or the sum over an aggregation's approved members). The DERs behind DER offers and their
+    limits are read together (``_BatchLimits``), not offer by offer."""
+    ders = ctx.uow.ders.get_many(o.resource_id for o in offers if o.resource_kind is ResourceKind.DER)
+    batch = _BatchLimits(offers)
     out: list[float] = []
     for offer in offers:
         total = float(offer.total_kw())
         if offer.resource_kind is ResourceKind.DER:
             der = ders.get(offer.resource_id)
-            limit = limits.get((offer.interval_start, offer.resource_id))
-            out.append(0.0 if der is None else min(total, der_offer_limit(der, limit, offer.side)[0]))
+            if der is None:
+                out.append(0.0)
+                continue
+            limit = batch.get(ctx, der.id, offer.interval_start, interval_end)
+            out.append(min(total, der_offer_limit(der, limit, offer.side)[0]))
         elif offer.resource_kind is ResourceKind.AGGREGATION:
             aggregation = ctx.uow.aggregations.get(offer.resource_id)
             if aggregation is None:
